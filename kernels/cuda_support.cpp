@@ -1,0 +1,36 @@
+#include "kernels/cuda_support.h"
+
+#include <ATen/Context.h>
+
+#ifdef LIT_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace lit::kernels {
+
+bool built_with_cuda() {
+#ifdef LIT_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool cuda_available() { return built_with_cuda() && at::hasCUDA(); }
+
+std::string cuda_summary() {
+#ifdef LIT_WITH_CUDA
+  if (!at::hasCUDA()) return "CUDA kernels built, no CUDA device present";
+  int device = 0;
+  cudaDeviceProp prop{};
+  if (cudaGetDevice(&device) != cudaSuccess || cudaGetDeviceProperties(&prop, device) != cudaSuccess)
+    return "CUDA kernels built, device query failed";
+  return std::string("CUDA device ") + std::to_string(device) + ": " + prop.name + " (sm_" +
+         std::to_string(prop.major) + std::to_string(prop.minor) + ", " +
+         std::to_string(prop.multiProcessorCount) + " SMs)";
+#else
+  return "CUDA kernels not built (CPU-only build)";
+#endif
+}
+
+}  // namespace lit::kernels

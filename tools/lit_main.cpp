@@ -1,0 +1,41 @@
+// lit: the command line front end of lit.cpp.
+#include <c10/util/Exception.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <string>
+
+#include "kernels/cuda_support.h"
+#include "kernels/torch_compat.h"
+#include "tools/commands.h"
+#include "weights/error.h"
+
+namespace {
+
+// c10 errors carry a C++ backtrace after the first line; the user needs only the first line.
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"lit: LiT / DiT diffusion transformers in C++ (generate, train, distill, evaluate)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("lit ") + LIT_VERSION + " (LibTorch " +
+                                        lit::compat::torch_version() + "; " + lit::kernels::cuda_summary() + ")");
+  lit::cli::add_inspect_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const lit::Error& e) {
+    std::cerr << "lit: error: " << e.what() << "\n";
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "lit: error: " << first_line(e.what_without_backtrace()) << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "lit: error: " << first_line(e.what()) << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,49 @@
+#include "weights/atomic_file.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "weights/error.h"
+
+namespace lit {
+
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  tmp_path_ = path_ + ".tmp-" + std::to_string(::getpid());
+  file_ = std::fopen(tmp_path_.c_str(), "wb");
+  if (!file_) throw Error("cannot write " + path_ + ": " + std::strerror(errno));
+}
+
+AtomicFile::~AtomicFile() {
+  if (file_) std::fclose(file_);
+  if (!committed_) std::remove(tmp_path_.c_str());
+}
+
+void AtomicFile::fail(const std::string& what) {
+  const int err = errno;
+  if (file_) std::fclose(file_);
+  file_ = nullptr;
+  std::remove(tmp_path_.c_str());
+  throw Error("cannot write " + path_ + ": " + what + (err ? std::string(": ") + std::strerror(err) : ""));
+}
+
+void AtomicFile::write(const void* data, size_t size) {
+  if (!file_) throw Error("cannot write " + path_ + ": file already closed");
+  errno = 0;
+  if (size > 0 && std::fwrite(data, 1, size, file_) != size) fail("write failed");
+}
+
+void AtomicFile::commit() {
+  if (!file_) throw Error("cannot write " + path_ + ": file already closed");
+  errno = 0;
+  if (std::fflush(file_) != 0) fail("flush failed");
+  if (::fsync(::fileno(file_)) != 0) fail("fsync failed");
+  const int rc = std::fclose(file_);
+  file_ = nullptr;
+  if (rc != 0) fail("close failed");
+  if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0) fail("rename failed");
+  committed_ = true;
+}
+
+}  // namespace lit

@@ -1,0 +1,33 @@
+// AtomicFile: write a file under a temporary name in the same folder and rename it into place only when
+// every byte reached the disk, so a crash, a full disk or an exception never leaves a half-written file
+// under the final name.
+#pragma once
+
+#include <cstddef>
+#include <cstdio>
+#include <string>
+
+namespace lit {
+
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::string path);  // opens "<path>.tmp-<pid>" for writing; throws lit::Error
+  ~AtomicFile();                          // removes the temporary file unless commit() succeeded
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  void write(const void* data, size_t size);  // throws lit::Error (e.g. "No space left on device")
+  void commit();                              // flush, fsync, close, rename over the final path
+
+  const std::string& path() const { return path_; }
+
+ private:
+  [[noreturn]] void fail(const std::string& what);
+
+  std::string path_;
+  std::string tmp_path_;
+  std::FILE* file_ = nullptr;
+  bool committed_ = false;
+};
+
+}  // namespace lit
