@@ -7,5 +7,6 @@
 namespace lit::cli {
 
 void add_inspect_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
 
 }  // namespace lit::cli

@@ -13,16 +13,19 @@
 namespace {
 
 // c10 errors carry a C++ backtrace after the first line; the user needs only the first line.
-std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+std::string first_line(const std::string& s) {
+  return s.substr(0, s.find('\n'));
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"lit: LiT / DiT diffusion transformers in C++ (generate, train, distill, evaluate)"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("lit ") + LIT_VERSION + " (LibTorch " +
-                                        lit::compat::torch_version() + "; " + lit::kernels::cuda_summary() + ")");
+  app.set_version_flag("--version", std::string("lit ") + LIT_VERSION + " (LibTorch " + lit::compat::torch_version() +
+                                        "; " + lit::kernels::cuda_summary() + ")");
   lit::cli::add_inspect_command(app);
+  lit::cli::add_convert_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,5 +1,6 @@
 #include "weights/atomic_file.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -42,6 +43,31 @@ void AtomicFile::commit() {
   const int rc = std::fclose(file_);
   file_ = nullptr;
   if (rc != 0) fail("close failed");
+  if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0) fail("rename failed");
+  committed_ = true;
+}
+
+AtomicPath::AtomicPath(std::string path) : path_(std::move(path)) {
+  tmp_path_ = path_ + ".tmp-" + std::to_string(::getpid());
+}
+
+AtomicPath::~AtomicPath() {
+  if (!committed_) std::remove(tmp_path_.c_str());
+}
+
+void AtomicPath::commit() {
+  auto fail = [&](const std::string& what) {
+    const int err = errno;
+    std::remove(tmp_path_.c_str());
+    throw Error("cannot write " + path_ + ": " + what + ": " + std::strerror(err));
+  };
+  const int fd = ::open(tmp_path_.c_str(), O_RDONLY);
+  if (fd < 0) fail("cannot reopen the temporary file");
+  if (::fsync(fd) != 0) {
+    ::close(fd);
+    fail("fsync failed");
+  }
+  ::close(fd);
   if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0) fail("rename failed");
   committed_ = true;
 }

@@ -30,4 +30,24 @@ class AtomicFile {
   bool committed_ = false;
 };
 
+// AtomicPath: the same promise for writers that need a path rather than a stream (libzip writes the archive
+// itself on zip_close). Write to temp_path(), then commit() fsyncs it and renames it over the final path; the
+// destructor removes the temporary unless commit() succeeded.
+class AtomicPath {
+ public:
+  explicit AtomicPath(std::string path);  // "<path>.tmp-<pid>"; creates nothing yet
+  ~AtomicPath();
+  AtomicPath(const AtomicPath&) = delete;
+  AtomicPath& operator=(const AtomicPath&) = delete;
+
+  const std::string& path() const { return path_; }
+  const std::string& temp_path() const { return tmp_path_; }
+  void commit();  // throws lit::Error
+
+ private:
+  std::string path_;
+  std::string tmp_path_;
+  bool committed_ = false;
+};
+
 }  // namespace lit

@@ -1,0 +1,48 @@
+#include "weights/convert.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "weights/error.h"
+
+namespace lit {
+
+at::ScalarType parse_float_dtype(const std::string& name) {
+  if (name == "fp32" || name == "float32" || name == "float") return at::kFloat;
+  if (name == "fp16" || name == "float16" || name == "half") return at::kHalf;
+  if (name == "bf16" || name == "bfloat16") return at::kBFloat16;
+  throw Error("unknown dtype '" + name + "' (expected fp32, fp16 or bf16)");
+}
+
+StateDict cast_floating(const StateDict& tensors, at::ScalarType type) {
+  StateDict out;
+  for (const auto& [name, t] : tensors) out.insert(name, at::isFloatingType(t.scalar_type()) ? t.to(type) : t);
+  return out;
+}
+
+ConvertResult convert_checkpoint(const std::string& input, const std::string& output, const ConvertOptions& options) {
+  ConvertResult result;
+  std::string config;
+  if (!options.config_path.empty()) {
+    std::ifstream in(options.config_path, std::ios::binary);
+    if (!in) throw Error(options.config_path + ": cannot read the model config");
+    std::ostringstream text;
+    text << in.rdbuf();
+    config = text.str();
+    check_config_json(config, options.config_path);
+    result.config_source = options.config_path;
+  }
+  LoadedCheckpoint loaded = load_checkpoint(input, options.use_weights);
+  if (options.config_path.empty()) config = checkpoint_config_json(input, loaded.metadata, &result.config_source);
+  std::map<std::string, std::string> metadata = loaded.metadata;
+  metadata.erase("config");
+  const StateDict tensors = options.dtype ? cast_floating(loaded.tensors, *options.dtype) : loaded.tensors;
+  save_checkpoint(output, tensors, config, metadata);
+  result.input_format = loaded.format;
+  result.weights_key = loaded.weights_key;
+  result.tensor_count = tensors.size();
+  result.parameter_count = parameter_count(tensors);
+  return result;
+}
+
+}  // namespace lit
