@@ -9,7 +9,9 @@
 #include <string>
 
 #include "tools/commands.h"
+#include "tools/inspect_image.h"
 #include "weights/checkpoint.h"
+#include "weights/image_io.h"
 #include "weights/safetensors.h"
 
 namespace lit::cli {
@@ -34,6 +36,7 @@ struct InspectOptions {
 };
 
 void inspect(const InspectOptions& opt) {
+  if (looks_like_png(opt.path)) return inspect_png(opt.path);  // generated images: their parameters
   const CheckpointInfo info = read_checkpoint_info(opt.path, opt.use_weights);
   std::string config_source;
   const std::string config = checkpoint_config_json(opt.path, info.metadata, &config_source);
