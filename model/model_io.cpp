@@ -180,6 +180,7 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
   LoadedModel out;
   out.format = checkpoint.format;
   out.weights_key = checkpoint.weights_key;
+  out.metadata = checkpoint.metadata;
   out.config = resolve_model_config(path, checkpoint, options.config, &out.config_source);
   out.model = DiT(out.config, at::TensorOptions().dtype(options.dtype).device(options.device), /*initialize=*/false);
   try {

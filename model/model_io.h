@@ -52,6 +52,7 @@ struct LoadedModel {
   LoadReport report;
   CheckpointFormat format = CheckpointFormat::Safetensors;
   std::string weights_key;  // "ema" / "model" for a training checkpoint, "" otherwise
+  std::map<std::string, std::string> metadata;  // safetensors metadata (e.g. "class_names"); empty for .pt
 };
 
 // The architecture of a checkpoint, first found of: its "config" metadata (a given config must then agree),

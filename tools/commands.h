@@ -6,7 +6,19 @@
 
 namespace lit::cli {
 
+// Thrown by a subcommand that ends with a specific exit status after it has said why (e.g. 130 after Ctrl-C).
+struct ExitStatus {
+  int code;
+};
+
 void add_inspect_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
+void add_train_command(CLI::App& app);
+void add_distill_command(CLI::App& app);
+void add_extract_latents_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+void add_fid_command(CLI::App& app);
+void add_vae_command(CLI::App& app);
 
 }  // namespace lit::cli

@@ -22,14 +22,27 @@ std::string first_line(const std::string& s) {
 int main(int argc, char** argv) {
   CLI::App app{"lit: LiT / DiT diffusion transformers in C++ (generate, train, distill, evaluate)"};
   app.require_subcommand(1);
+  // Usage errors are one line too, like every other error.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return std::string("lit: error: ") + e.what() + " (see --help)\n";
+  });
   app.set_version_flag("--version", std::string("lit ") + LIT_VERSION + " (LibTorch " + lit::compat::torch_version() +
                                         "; " + lit::kernels::cuda_summary() + ")");
   lit::cli::add_inspect_command(app);
   lit::cli::add_convert_command(app);
+  lit::cli::add_train_command(app);
+  lit::cli::add_distill_command(app);
+  lit::cli::add_extract_latents_command(app);
+  lit::cli::add_generate_command(app);
+  lit::cli::add_bench_command(app);
+  lit::cli::add_fid_command(app);
+  lit::cli::add_vae_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const lit::cli::ExitStatus& e) {
+    return e.code;
   } catch (const lit::Error& e) {
     std::cerr << "lit: error: " << e.what() << "\n";
     return 1;

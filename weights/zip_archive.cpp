@@ -203,6 +203,24 @@ void ZipWriter::add(const std::string& name, const std::vector<std::pair<const v
     throw Error("cannot write " + path + ": " + zip_error_strerror(zip_get_error(impl_->archive)));
 }
 
+void ZipWriter::add_file(const std::string& name, const std::string& source_path, bool compress) {
+  const std::string& path = impl_->target.path();
+  if (!impl_->archive) throw Error("cannot write " + path + ": archive already closed");
+  if (!impl_->names.insert(name).second) throw Error("cannot write " + path + ": duplicate entry '" + name + "'");
+  zip_source_t* source = zip_source_file(impl_->archive, source_path.c_str(), 0, -1 /* to the end */);
+  if (!source)
+    throw Error("cannot write " + path + ": reading " + source_path + ": " +
+                zip_error_strerror(zip_get_error(impl_->archive)));
+  const zip_int64_t index = zip_file_add(impl_->archive, name.c_str(), source, ZIP_FL_ENC_UTF_8);
+  if (index < 0) {
+    zip_source_free(source);
+    throw Error("cannot write " + path + ": " + zip_error_strerror(zip_get_error(impl_->archive)));
+  }
+  if (zip_set_file_compression(impl_->archive, static_cast<zip_uint64_t>(index),
+                               compress ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0) != 0)
+    throw Error("cannot write " + path + ": " + zip_error_strerror(zip_get_error(impl_->archive)));
+}
+
 void ZipWriter::commit() {
   const std::string& path = impl_->target.path();
   if (!impl_->archive) throw Error("cannot write " + path + ": archive already closed");

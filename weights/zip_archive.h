@@ -78,6 +78,9 @@ class ZipWriter {
   // Adds an entry whose content is the concatenation of parts (pointer, size). The memory must stay valid
   // until commit(): libzip reads it only then. compress: deflate, else stored.
   void add(const std::string& name, const std::vector<std::pair<const void*, size_t>>& parts, bool compress);
+  // Adds an entry whose content is a file on disk, read only at commit() (so entries larger than memory can
+  // be written). The file must stay in place until then.
+  void add_file(const std::string& name, const std::string& source_path, bool compress);
   void commit();  // writes the archive, fsyncs it and renames it into place; throws lit::Error
 
  private:

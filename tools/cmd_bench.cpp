@@ -1,0 +1,170 @@
+// lit bench generate: sampling throughput of a model (images/s, model evaluations/s), the median of repeated
+// runs, against an fp32 baseline measured in the same process, and as a fraction of the matrix-multiply rate
+// measured on the same device (the hardware floor of a transformer forward).
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <vector>
+
+#include "kernels/cuda_support.h"
+#include "model/model_io.h"
+#include "sampler/generation.h"
+#include "tools/commands.h"
+#include "weights/error.h"
+
+namespace lit::cli {
+namespace {
+
+struct BenchOptions {
+  std::string model;
+  std::string preset = "LiT-S/2";  // random weights when no --model
+  int64_t image_size = 256;
+  int64_t batch_size = 8;
+  int64_t steps = 25;
+  std::string sampler = "ddim";
+  double cfg_scale = 4.0;
+  std::string device = "cpu";
+  std::vector<std::string> dtypes = {"fp32"};
+  int repeats = 3;
+};
+
+at::ScalarType dtype_of(const std::string& s) {
+  if (s == "fp32") return at::kFloat;
+  if (s == "bf16") return at::kBFloat16;
+  if (s == "fp16") return at::kHalf;
+  throw Error("--dtype '" + s + "': use fp32, bf16 or fp16");
+}
+
+void synchronize(const at::Device& device) {
+  if (device.is_cuda()) at::empty({1}, at::TensorOptions().device(device)).cpu();  // waits for the stream
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Multiply-adds of one forward pass of one image, counted as 2 FLOPs each (linear layers and attention).
+double forward_flops(const ModelConfig& c) {
+  const double n = static_cast<double>(c.num_patches()), d = static_cast<double>(c.hidden_size);
+  const double mlp = static_cast<double>(c.mlp_hidden_size());
+  double block = 2 * n * d * 3 * d + 2 * n * d * d + 2 * 2 * n * d * mlp + 2 * d * 6 * d;
+  if (c.attention == AttentionType::Softmax) {
+    block += 2 * 2 * n * n * d;  // q k^T and attn v
+  } else {
+    const double head = d / static_cast<double>(c.num_heads);
+    block += 2 * 2 * n * d * head + 2 * n * d * static_cast<double>(c.dwc_kernel * c.dwc_kernel);
+  }
+  const double p = static_cast<double>(c.patch_size);
+  const double embed = 2 * n * d * static_cast<double>(c.in_channels) * p * p;
+  const double final_layer = 2 * n * d * p * p * static_cast<double>(c.out_channels()) + 2 * d * 2 * d;
+  return static_cast<double>(c.depth) * block + embed + final_layer;
+}
+
+// The device's matrix-multiply rate in this dtype (TFLOP/s): the floor a transformer forward can approach.
+double matmul_rate(const at::Device& device, at::ScalarType dtype) {
+  const int64_t m = device.is_cuda() ? 8192 : 1024;
+  const auto opts = at::TensorOptions().device(device).dtype(dtype);
+  const at::Tensor a = at::randn({m, m}, opts), b = at::randn({m, m}, opts);
+  at::matmul(a, b);
+  synchronize(device);
+  std::vector<double> times;
+  for (int i = 0; i < 5; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    at::matmul(a, b);
+    synchronize(device);
+    times.push_back(seconds_since(t0));
+  }
+  std::sort(times.begin(), times.end());
+  return 2.0 * m * m * m / times[times.size() / 2] / 1e12;
+}
+
+void run_bench(const BenchOptions& o) {
+  const at::Device device(o.device);
+  if (device.is_cuda() && !kernels::cuda_available()) throw Error("--device " + o.device + ": " + kernels::cuda_summary());
+  std::printf("lit bench generate: %s, batch %lld, %s %lld steps, cfg %.2f, %s; median of %d runs\n",
+              o.model.empty() ? (o.preset + " (random weights)").c_str() : o.model.c_str(),
+              static_cast<long long>(o.batch_size), o.sampler.c_str(), static_cast<long long>(o.steps), o.cfg_scale,
+              kernels::cuda_summary().c_str(), o.repeats);
+  std::printf("%-6s %12s %10s %12s %12s %10s %12s\n", "dtype", "s/batch", "images/s", "evals/s", "TFLOP/s",
+              "of_matmul", "vs_first");
+  double baseline = 0;
+  for (const auto& dtype_name : o.dtypes) {
+    const at::ScalarType dtype = dtype_of(dtype_name);
+    ModelConfig config;
+    DiT model{nullptr};
+    if (!o.model.empty()) {
+      ModelLoadOptions lo;
+      lo.device = device;
+      lo.dtype = dtype;
+      LoadedModel loaded = load_model(o.model, lo);
+      config = loaded.config;
+      model = loaded.model;
+    } else {
+      config = ModelConfig::preset(o.preset, o.image_size);
+      model = DiT(config, at::TensorOptions().device(device).dtype(dtype), /*initialize=*/true);
+      // DiT's initialisation zeroes adaLN and the final layer (the output would be 0): perturb for realism.
+      const at::NoGradGuard no_grad;
+      for (auto& p : model->parameters()) p.add_(at::randn_like(p) * 0.02);
+      model->eval();
+    }
+    const ClassConditionalFn forward = [model](const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) mutable {
+      return model->forward(x, t, y);
+    };
+    SamplingSettings s;
+    s.sampler = o.sampler;
+    s.steps = o.steps;
+    s.learn_sigma = config.learn_sigma;
+    s.guidance.scale = o.cfg_scale;
+    s.guidance.null_class = config.num_classes;
+    const SampleShape shape{config.in_channels, config.input_size, config.input_size};
+    std::vector<int64_t> labels(static_cast<size_t>(o.batch_size));
+    for (size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int64_t>(i) % config.num_classes;
+    const at::Tensor y = at::tensor(labels, at::kLong);
+    sample_batch(forward, shape, y, 0, 0, s, device);  // warm-up
+    synchronize(device);
+    std::vector<double> times;
+    for (int r = 0; r < o.repeats; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      sample_batch(forward, shape, y, static_cast<uint64_t>(r + 1), 0, s, device);
+      synchronize(device);
+      times.push_back(seconds_since(t0));
+    }
+    std::sort(times.begin(), times.end());
+    const double t = times[times.size() / 2];
+    const double evals = static_cast<double>(o.steps) * static_cast<double>(o.batch_size) * (o.cfg_scale != 1.0 ? 2 : 1);
+    const double tflops = forward_flops(config) * evals / t / 1e12;
+    const double peak = matmul_rate(device, dtype);
+    if (baseline == 0) baseline = t;
+    std::printf("%-6s %12.3f %10.2f %12.1f %12.2f %9.1f%% %11.2fx\n", dtype_name.c_str(), t,
+                static_cast<double>(o.batch_size) / t, evals / t, tflops, 100.0 * tflops / peak, baseline / t);
+  }
+  std::printf("(evals/s counts image-forwards: steps x batch x 2 with guidance; of_matmul = model TFLOP/s over the "
+              "%s matrix-multiply rate measured here)\n",
+              device.is_cuda() ? "8192^3" : "1024^3");
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  static BenchOptions o;
+  auto* bench = app.add_subcommand("bench", "Benchmarks (not tests): throughput and fraction of the hardware floor");
+  auto* gen = bench->add_subcommand("generate", "Sampling throughput of a model: images/s and model evaluations/s");
+  bench->require_subcommand(1);
+  gen->add_option("--model", o.model, "checkpoint (default: a preset with random weights)");
+  gen->add_option("--preset", o.preset, "architecture when no --model: DiT-XL/2, LiT-XL/2, ...")->capture_default_str();
+  gen->add_option("--image-size", o.image_size, "image size for --preset (256 or 512)")->capture_default_str();
+  gen->add_option("--batch-size", o.batch_size, "images per batch")->capture_default_str();
+  gen->add_option("--steps", o.steps, "sampling steps")->capture_default_str();
+  gen->add_option("--sampler", o.sampler, "ddpm, ddim or dpm++2m")->capture_default_str();
+  gen->add_option("--cfg-scale", o.cfg_scale, "guidance scale (1: no unconditional half)")->capture_default_str();
+  gen->add_option("--device", o.device, "cpu or cuda[:N]")->capture_default_str();
+  gen->add_option("--dtype", o.dtypes, "one or more of fp32, bf16, fp16; the first is the baseline")
+      ->capture_default_str();
+  gen->add_option("--repeats", o.repeats, "timed runs (median reported)")->capture_default_str();
+  gen->callback([] { run_bench(o); });
+}
+
+}  // namespace lit::cli

@@ -1,0 +1,51 @@
+// `lit generate` as a job: what to generate (GenerateOptions, filled by the CLI), checked before any long
+// work starts, run batch by batch into an output folder that can be resumed after a kill or Ctrl-C.
+//
+// The output folder holds one PNG per image (000000.png, ... so that sorting follows the index) with its
+// generation parameters, a run manifest (run.json) that --resume checks the settings against, and, when
+// --save-latents is asked, each image's final latents under latents/. An image's files are written under a
+// temporary name and renamed, so a file present is complete: a killed run loses at most its current batch.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lit::cli {
+
+struct GenerateOptions {
+  std::string model;        // checkpoint
+  std::string config;       // model config JSON for a checkpoint that carries none
+  std::string use_weights = "ema";
+  std::string vae;          // diffusers VAE folder; none: a pixel-space model
+  std::string output;       // folder
+  std::vector<std::string> classes;  // ids or names, cycled over the images
+  std::string classes_file;          // one id or name per line
+  bool random_classes = false;       // uniform over the classes (DiT's FID protocol)
+  int64_t num_images = 1;
+  int64_t batch_size = 8;
+  uint64_t seed = 0;
+  std::string sampler = "ddpm";
+  int64_t steps = 250;
+  double eta = 0.0;
+  double cfg_scale = 4.0;
+  bool cfg_all_channels = false;
+  int64_t size = 0;  // image size in pixels; 0: the model's
+  std::string device = "cpu";
+  std::string dtype = "fp32";
+  std::string format = "png";  // png, jpg, webp (parameters are embedded in PNGs only)
+  std::string grid;            // contact sheet file
+  std::string npz;             // arr_0 uint8 NHWC, the ADM evaluator's sample layout
+  std::string save_latents;    // final latents/pixels as float tensors (before decoding)
+  std::string init_noise;      // latents file with the initial noise (N, C, H, W)
+  bool resume = false;
+  bool quiet = false;
+};
+
+// Runs the job; `cancel` is polled every sampling step (Ctrl-C). Returns the number of images generated in
+// this call. Throws lit::Error for bad input (before any sampling) and lit::Cancelled when cancelled (what
+// was complete stays; --resume finishes the run).
+int64_t run_generate(const GenerateOptions& options, const std::atomic<bool>* cancel);
+
+}  // namespace lit::cli
