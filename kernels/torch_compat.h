@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
 #define LIT_TORCH_AT_LEAST(major, minor) \
@@ -20,6 +21,57 @@ inline at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Te
   return at::matmul(at::softmax(at::matmul(q * scale, k.transpose(-2, -1)), -1), v);
 #endif
 }
+
+// Automatic mixed precision (autocast) on one device type (CPU or CUDA) for the guard's lifetime: matrix
+// products and convolutions run in `dtype` (bf16), precision-sensitive operators stay in float32, and the
+// parameters stay float32 (the master weights). 1.13 has one switch per device (set_enabled for CUDA,
+// set_cpu_enabled); 2.4 and later take the device type as an argument.
+class AutocastGuard {
+ public:
+  AutocastGuard(at::DeviceType device, at::ScalarType dtype) : device_(device) {
+#if LIT_TORCH_AT_LEAST(2, 4)
+    was_enabled_ = at::autocast::is_autocast_enabled(device_);
+    old_dtype_ = at::autocast::get_autocast_dtype(device_);
+    at::autocast::set_autocast_dtype(device_, dtype);
+    at::autocast::set_autocast_enabled(device_, true);
+#else
+    const bool cuda = device_ == at::kCUDA;
+    was_enabled_ = cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+    old_dtype_ = cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+    if (cuda) {
+      at::autocast::set_autocast_gpu_dtype(dtype);
+      at::autocast::set_enabled(true);
+    } else {
+      at::autocast::set_autocast_cpu_dtype(dtype);
+      at::autocast::set_cpu_enabled(true);
+    }
+#endif
+    at::autocast::increment_nesting();
+  }
+  ~AutocastGuard() {
+    // Like torch.autocast's __exit__: the cache of casted weights lives only as long as the outermost region.
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if LIT_TORCH_AT_LEAST(2, 4)
+    at::autocast::set_autocast_enabled(device_, was_enabled_);
+    at::autocast::set_autocast_dtype(device_, old_dtype_);
+#else
+    if (device_ == at::kCUDA) {
+      at::autocast::set_enabled(was_enabled_);
+      at::autocast::set_autocast_gpu_dtype(old_dtype_);
+    } else {
+      at::autocast::set_cpu_enabled(was_enabled_);
+      at::autocast::set_autocast_cpu_dtype(old_dtype_);
+    }
+#endif
+  }
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  at::DeviceType device_;
+  bool was_enabled_ = false;
+  at::ScalarType old_dtype_ = at::kBFloat16;
+};
 
 // The LibTorch version this binary was built against, e.g. "1.13.0".
 inline const char* torch_version() { return TORCH_VERSION; }
