@@ -1,5 +1,6 @@
 #include "model/inception.h"
 
+#include <ATen/core/grad_mode.h>
 #include <cstdlib>
 #include <filesystem>
 #include <set>

@@ -1,5 +1,6 @@
 #include "model/layers.h"
 
+#include <ATen/core/grad_mode.h>
 #include <cmath>
 
 namespace lit::dit {

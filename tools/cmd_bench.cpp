@@ -1,6 +1,7 @@
 // lit bench generate: sampling throughput of a model (images/s, model evaluations/s), the median of repeated
 // runs, against an fp32 baseline measured in the same process, and as a fraction of the matrix-multiply rate
 // measured on the same device (the hardware floor of a transformer forward).
+#include <ATen/core/grad_mode.h>
 #include <ATen/ATen.h>
 
 #include <algorithm>

@@ -1,5 +1,6 @@
 #include "tools/generate_job.h"
 
+#include <ATen/core/grad_mode.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -105,10 +106,9 @@ void prepare_output_folder(const std::string& dir) {
 }
 
 std::string index_name(int64_t i, int64_t total) {
-  const int digits = std::max(6, static_cast<int>(std::to_string(total - 1).size()));
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%0*lld", digits, static_cast<long long>(i));
-  return buf;
+  const size_t digits = std::max<size_t>(6, std::to_string(total - 1).size());
+  std::string name = std::to_string(i);
+  return std::string(digits > name.size() ? digits - name.size() : 0, '0') + name;
 }
 
 std::vector<std::string> read_classes_file(const std::string& path) {

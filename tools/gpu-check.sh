@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-out}
-mkdir -p "$OUT"
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 [ -f .devkit/setup-kit.sh ] && source .devkit/setup-kit.sh
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="${LIT_PREFIX_PATH:-}" \
@@ -14,7 +14,7 @@ grep -E "lit.cpp|LibTorch|CUDA kernels|GUI" "$OUT/configure.log"
 start=$(date +%s)
 cmake --build build-cuda >"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -30; exit 1; }
 echo "build: $(( $(date +%s) - start )) s, warnings: $(grep -c 'warning:' "$OUT/build.log")"
-(cd build-cuda && ctest --parallel 8 --timeout 600 --output-on-failure >"../$OUT/ctest.log" 2>&1)
+(cd build-cuda && ctest --parallel 8 --timeout 600 --output-on-failure >"$OUT/ctest.log" 2>&1)
 grep -E "tests passed|Total Test time" "$OUT/ctest.log"
 grep -E "\(Failed\)|\(Timeout\)|Not Run" "$OUT/ctest.log" | head -20
 build-cuda/kernels/bench/lit_bench_kernels | tee "$OUT/bench_kernels.txt"
