@@ -74,6 +74,8 @@ class AutocastGuard {
 };
 
 // The LibTorch version this binary was built against, e.g. "1.13.0".
-inline const char* torch_version() { return TORCH_VERSION; }
+inline const char* torch_version() {
+  return TORCH_VERSION;
+}
 
 }  // namespace lit::compat

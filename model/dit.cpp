@@ -1,6 +1,7 @@
 #include "model/dit.h"
 
 #include <ATen/core/grad_mode.h>
+
 #include <algorithm>
 #include <sstream>
 

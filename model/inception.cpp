@@ -1,6 +1,7 @@
 #include "model/inception.h"
 
 #include <ATen/core/grad_mode.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <set>

@@ -1,6 +1,7 @@
 #include "model/layers.h"
 
 #include <ATen/core/grad_mode.h>
+
 #include <cmath>
 
 namespace lit::dit {

@@ -1,6 +1,7 @@
 #include "model/model_io.h"
 
 #include <ATen/core/grad_mode.h>
+
 #include <cctype>
 #include <sstream>
 

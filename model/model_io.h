@@ -51,7 +51,7 @@ struct LoadedModel {
   std::string config_source;  // "checkpoint metadata", "given", the config.json path, "inferred from tensor shapes"
   LoadReport report;
   CheckpointFormat format = CheckpointFormat::Safetensors;
-  std::string weights_key;  // "ema" / "model" for a training checkpoint, "" otherwise
+  std::string weights_key;                      // "ema" / "model" for a training checkpoint, "" otherwise
   std::map<std::string, std::string> metadata;  // safetensors metadata (e.g. "class_names"); empty for .pt
 };
 

@@ -1,8 +1,8 @@
 // lit bench generate: sampling throughput of a model (images/s, model evaluations/s), the median of repeated
 // runs, against an fp32 baseline measured in the same process, and as a fraction of the matrix-multiply rate
 // measured on the same device (the hardware floor of a transformer forward).
-#include <ATen/core/grad_mode.h>
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <algorithm>
 #include <chrono>
@@ -84,13 +84,14 @@ double matmul_rate(const at::Device& device, at::ScalarType dtype) {
 
 void run_bench(const BenchOptions& o) {
   const at::Device device(o.device);
-  if (device.is_cuda() && !kernels::cuda_available()) throw Error("--device " + o.device + ": " + kernels::cuda_summary());
+  if (device.is_cuda() && !kernels::cuda_available())
+    throw Error("--device " + o.device + ": " + kernels::cuda_summary());
   std::printf("lit bench generate: %s, batch %lld, %s %lld steps, cfg %.2f, %s; median of %d runs\n",
               o.model.empty() ? (o.preset + " (random weights)").c_str() : o.model.c_str(),
               static_cast<long long>(o.batch_size), o.sampler.c_str(), static_cast<long long>(o.steps), o.cfg_scale,
               kernels::cuda_summary().c_str(), o.repeats);
-  std::printf("%-6s %12s %10s %12s %12s %10s %12s\n", "dtype", "s/batch", "images/s", "evals/s", "TFLOP/s",
-              "of_matmul", "vs_first");
+  std::printf("%-6s %12s %10s %12s %12s %10s %12s\n", "dtype", "s/batch", "images/s", "evals/s", "TFLOP/s", "of_matmul",
+              "vs_first");
   double baseline = 0;
   for (const auto& dtype_name : o.dtypes) {
     const at::ScalarType dtype = dtype_of(dtype_name);
@@ -135,16 +136,18 @@ void run_bench(const BenchOptions& o) {
     }
     std::sort(times.begin(), times.end());
     const double t = times[times.size() / 2];
-    const double evals = static_cast<double>(o.steps) * static_cast<double>(o.batch_size) * (o.cfg_scale != 1.0 ? 2 : 1);
+    const double evals =
+        static_cast<double>(o.steps) * static_cast<double>(o.batch_size) * (o.cfg_scale != 1.0 ? 2 : 1);
     const double tflops = forward_flops(config) * evals / t / 1e12;
     const double peak = matmul_rate(device, dtype);
     if (baseline == 0) baseline = t;
     std::printf("%-6s %12.3f %10.2f %12.1f %12.2f %9.1f%% %11.2fx\n", dtype_name.c_str(), t,
                 static_cast<double>(o.batch_size) / t, evals / t, tflops, 100.0 * tflops / peak, baseline / t);
   }
-  std::printf("(evals/s counts image-forwards: steps x batch x 2 with guidance; of_matmul = model TFLOP/s over the "
-              "%s matrix-multiply rate measured here)\n",
-              device.is_cuda() ? "8192^3" : "1024^3");
+  std::printf(
+      "(evals/s counts image-forwards: steps x batch x 2 with guidance; of_matmul = model TFLOP/s over the "
+      "%s matrix-multiply rate measured here)\n",
+      device.is_cuda() ? "8192^3" : "1024^3");
 }
 
 }  // namespace

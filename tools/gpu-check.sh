@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build, test and benchmark lit.cpp on a CUDA machine in one go (the project's lent GPU machine: run
-# ../shared/device/prepare-kit.sh here first and carry .devkit). Logs go to $OUT (default: gpu-out/).
+# the kit preparation script (see README, "With CUDA") here first and carry .devkit). Logs go to $OUT (default: gpu-out/).
 #   tools/gpu-check.sh [quick]      quick: build + tests + kernel benchmark only
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -161,6 +161,23 @@ void ZipReader::Stream::finish() {
 // ---------------------------------------------------------------------------------------------------------
 // Writing
 // ---------------------------------------------------------------------------------------------------------
+namespace {
+
+// Adds an entry from a libzip source (taking ownership of it) with the given compression.
+void add_source(zip_t* archive, const std::string& path, const std::string& name, zip_source_t* source,
+                bool compress) {
+  const zip_int64_t index = zip_file_add(archive, name.c_str(), source, ZIP_FL_ENC_UTF_8);
+  if (index < 0) {
+    zip_source_free(source);
+    throw Error("cannot write " + path + ": " + zip_error_strerror(zip_get_error(archive)));
+  }
+  if (zip_set_file_compression(archive, static_cast<zip_uint64_t>(index), compress ? ZIP_CM_DEFLATE : ZIP_CM_STORE,
+                               0) != 0)
+    throw Error("cannot write " + path + ": " + zip_error_strerror(zip_get_error(archive)));
+}
+
+}  // namespace
+
 struct ZipWriter::Impl {
   explicit Impl(std::string path) : target(std::move(path)) {}
   AtomicPath target;
@@ -193,14 +210,7 @@ void ZipWriter::add(const std::string& name, const std::vector<std::pair<const v
   const auto& stored = impl_->fragments.back();
   zip_source_t* source = zip_source_buffer_fragment(impl_->archive, stored.data(), stored.size(), 0);
   if (!source) throw Error("cannot write " + path + ": " + zip_error_strerror(zip_get_error(impl_->archive)));
-  const zip_int64_t index = zip_file_add(impl_->archive, name.c_str(), source, ZIP_FL_ENC_UTF_8);
-  if (index < 0) {
-    zip_source_free(source);
-    throw Error("cannot write " + path + ": " + zip_error_strerror(zip_get_error(impl_->archive)));
-  }
-  if (zip_set_file_compression(impl_->archive, static_cast<zip_uint64_t>(index),
-                               compress ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0) != 0)
-    throw Error("cannot write " + path + ": " + zip_error_strerror(zip_get_error(impl_->archive)));
+  add_source(impl_->archive, path, name, source, compress);
 }
 
 void ZipWriter::add_file(const std::string& name, const std::string& source_path, bool compress) {
@@ -211,14 +221,7 @@ void ZipWriter::add_file(const std::string& name, const std::string& source_path
   if (!source)
     throw Error("cannot write " + path + ": reading " + source_path + ": " +
                 zip_error_strerror(zip_get_error(impl_->archive)));
-  const zip_int64_t index = zip_file_add(impl_->archive, name.c_str(), source, ZIP_FL_ENC_UTF_8);
-  if (index < 0) {
-    zip_source_free(source);
-    throw Error("cannot write " + path + ": " + zip_error_strerror(zip_get_error(impl_->archive)));
-  }
-  if (zip_set_file_compression(impl_->archive, static_cast<zip_uint64_t>(index),
-                               compress ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0) != 0)
-    throw Error("cannot write " + path + ": " + zip_error_strerror(zip_get_error(impl_->archive)));
+  add_source(impl_->archive, path, name, source, compress);
 }
 
 void ZipWriter::commit() {

@@ -56,7 +56,9 @@ std::string pixel_model() {
 const std::string kTinyDiT = fixture("dit/dit_tiny.pt");
 const std::string kTinyVae = fixture("vae/tiny_sd_vae");
 
-std::string generate(const std::string& args) { return kLit + " generate -q --model " + kTinyDiT + " " + args; }
+std::string generate(const std::string& args) {
+  return kLit + " generate -q --model " + kTinyDiT + " " + args;
+}
 
 TEST(CliGenerate, InitNoiseDdim25ReproducesTheReferenceSample) {
   const auto ref = SafetensorsFile::open(fixture("diffusion/sampling.safetensors"));
@@ -79,7 +81,8 @@ TEST(CliGenerate, LatentModelWithVaeWritesEveryOutput) {
   const std::string grid = temp_path("grid.png"), npz = temp_path("samples.npz"), lat = temp_path("lat.safetensors");
   const auto r = run_command(generate("--vae " + kTinyVae + " -o " + dir +
                                       " -n 3 --batch-size 2 --sampler ddim --steps 5 --cfg-scale 2 --class 4 --seed 11 "
-                                      "--grid " + grid + " --npz " + npz + " --save-latents " + lat));
+                                      "--grid " +
+                                      grid + " --npz " + npz + " --save-latents " + lat));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (int i = 0; i < 3; ++i) {
     const std::string png = dir + "/00000" + std::to_string(i) + ".png";
@@ -114,8 +117,8 @@ TEST(CliGenerate, LatentModelWithVaeWritesEveryOutput) {
 TEST(CliGenerate, PixelModelWritesGrayImages) {
   const std::string model = pixel_model();
   const std::string dir = fresh_dir("pixel");
-  const auto r = run_command(kLit + " generate -q --model " + model + " -o " + dir +
-                             " -n 2 --steps 10 --random-classes --seed 3");
+  const auto r =
+      run_command(kLit + " generate -q --model " + model + " -o " + dir + " -n 2 --steps 10 --random-classes --seed 3");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const PngInfo info = read_png_info(dir + "/000001.png");
   EXPECT_EQ(info.width, 8);
@@ -124,7 +127,8 @@ TEST(CliGenerate, PixelModelWritesGrayImages) {
 
 TEST(CliGenerate, SameSeedSameFilesWhateverTheBatchSize) {
   const std::string a = fresh_dir("seed_a"), b = fresh_dir("seed_b");
-  const std::string common = "--vae " + kTinyVae + " -n 4 --sampler ddpm --steps 6 --cfg-scale 3 --random-classes --seed 5";
+  const std::string common =
+      "--vae " + kTinyVae + " -n 4 --sampler ddpm --steps 6 --cfg-scale 3 --random-classes --seed 5";
   ASSERT_EQ(run_command(generate(common + " --batch-size 4 -o " + a)).exit_code, 0);
   ASSERT_EQ(run_command(generate(common + " --batch-size 1 -o " + b)).exit_code, 0);
   for (int i = 0; i < 4; ++i) {
@@ -161,7 +165,8 @@ TEST(CliGenerate, ResumeFinishesAnInterruptedRunIdentically) {
   }
   const auto changed = run_command(generate("--vae " + kTinyVae +
                                             " -n 5 --batch-size 2 --sampler ddim --steps 8 --class 1 --class 2 "
-                                            "--resume -o " + part));
+                                            "--resume -o " +
+                                            part));
   EXPECT_NE(changed.exit_code, 0);
   EXPECT_NE(changed.output.find("steps"), std::string::npos) << changed.output;
 }
