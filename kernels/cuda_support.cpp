@@ -16,6 +16,15 @@ bool built_with_cuda() {
 #endif
 }
 
+void use_exact_float32() {
+  if (!at::hasCUDA()) return;
+  auto& context = at::globalContext();
+  context.setAllowTF32CuBLAS(false);
+  context.setAllowTF32CuDNN(false);
+  context.setDeterministicCuDNN(true);
+  context.setBenchmarkCuDNN(false);
+}
+
 bool cuda_available() { return built_with_cuda() && at::hasCUDA(); }
 
 std::string cuda_summary() {

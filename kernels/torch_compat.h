@@ -13,13 +13,16 @@ namespace lit::compat {
 
 // softmax(q k^T / sqrt(d)) v over (B, heads, N, d) tensors. LibTorch 2.x has a fused operator (flash or
 // memory-efficient attention on CUDA); 1.13 only has the private math kernel, so we spell it out.
+// Training on the CPU takes the spelled-out form on 2.x too: the CPU flash-attention backward has had
+// out-of-bounds writes (pytorch/pytorch#156022), and a DiT training step crashed in it on LibTorch 2.11.
 inline at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
 #if LIT_TORCH_AT_LEAST(2, 0)
-  return at::scaled_dot_product_attention(q, k, v);
-#else
+  const bool cpu_backward =
+      q.device().is_cpu() && at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  if (!cpu_backward) return at::scaled_dot_product_attention(q, k, v);
+#endif
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   return at::matmul(at::softmax(at::matmul(q * scale, k.transpose(-2, -1)), -1), v);
-#endif
 }
 
 // Automatic mixed precision (autocast) on one device type (CPU or CUDA) for the guard's lifetime: matrix

@@ -393,11 +393,15 @@ int64_t run_generate(const GenerateOptions& o, const std::atomic<bool>* cancel) 
 
   ProgressBar bar(o.num_images, "images");
   int64_t done = already, generated = 0;
+  // Batches lie on a fixed grid (images [k*B, (k+1)*B)), so a resumed run samples every missing image in the
+  // very batch it had in the first run: same shapes, same kernels, the same bytes. A batch with any image
+  // missing is sampled whole and only its missing images are written.
   size_t p = 0;
   while (p < pending.size()) {
-    size_t q = p + 1;
-    while (q < pending.size() && pending[q] == pending[q - 1] + 1 && static_cast<int64_t>(q - p) < o.batch_size) ++q;
-    const int64_t first = pending[p], count = static_cast<int64_t>(q - p);
+    const int64_t first = pending[p] / o.batch_size * o.batch_size;
+    const int64_t count = std::min(o.batch_size, o.num_images - first);
+    size_t q = p;
+    while (q < pending.size() && pending[q] < first + count) ++q;
     std::vector<int64_t> batch_labels(labels.begin() + first, labels.begin() + first + count);
     const at::Tensor y = at::tensor(batch_labels, at::kLong);
     // Unconditional images are the same with or without guidance; a batch of them skips the second half.
@@ -424,8 +428,8 @@ int64_t run_generate(const GenerateOptions& o, const std::atomic<bool>* cancel) 
       const at::Tensor decoded = vae ? vae->decode(vae->from_model_space(latents.to(vae->dtype()))) : latents;
       pixels = to_uint8_nhwc(decoded);
     }
-    for (int64_t k = 0; k < count; ++k) {
-      const int64_t i = first + k;
+    for (size_t j = p; j < q; ++j) {
+      const int64_t i = pending[j], k = i - first;
       if (paths.latents) write_latents(paths.latent(i), latents.narrow(0, k, 1).to(at::kCPU, at::kFloat));
       if (paths.images) {
         ImageWriteOptions wo;
@@ -435,8 +439,8 @@ int64_t run_generate(const GenerateOptions& o, const std::atomic<bool>* cancel) 
         write_image(paths.image(i), pixels[k], wo);
       }
     }
-    done += count;
-    generated += count;
+    done += static_cast<int64_t>(q - p);
+    generated += static_cast<int64_t>(q - p);
     if (!o.quiet) bar.update(done);
     p = q;
   }

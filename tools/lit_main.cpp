@@ -22,6 +22,7 @@ std::string first_line(const std::string& s) {
 int main(int argc, char** argv) {
   CLI::App app{"lit: LiT / DiT diffusion transformers in C++ (generate, train, distill, evaluate)"};
   app.require_subcommand(1);
+  lit::kernels::use_exact_float32();
   // Usage errors are one line too, like every other error.
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return std::string("lit: error: ") + e.what() + " (see --help)\n";

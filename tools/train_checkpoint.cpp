@@ -48,27 +48,30 @@ std::string write_checkpoint_folder(const std::string& checkpoints_dir, int64_t 
   const fs::path tmp_dir = fs::path(final_dir.string() + ".tmp-" + std::to_string(::getpid()));
   std::error_code ec;
   fs::create_directories(checkpoints_dir, ec);
-  fs::remove_all(tmp_dir, ec);
+  remove_tree(tmp_dir.string());
   if (!fs::create_directory(tmp_dir, ec))
     throw Error(tmp_dir.string() + ": cannot create the checkpoint folder (" + ec.message() + ")");
   try {
     write(tmp_dir.string());
   } catch (...) {
-    fs::remove_all(tmp_dir, ec);
+    remove_tree(tmp_dir.string());
     throw;
   }
-  fs::remove_all(final_dir, ec);
+  remove_tree(final_dir.string());
   fs::rename(tmp_dir, final_dir, ec);
   if (ec) throw Error(final_dir.string() + ": cannot rename the checkpoint into place (" + ec.message() + ")");
   return final_dir.string();
 }
 
 void prune_checkpoints(const std::string& checkpoints_dir, int keep) {
+  // Collect first, remove after: the folder is not changed under a live directory iterator.
+  std::vector<fs::path> doomed;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(checkpoints_dir, ec))
-    if (entry.path().filename().string().find(".tmp-") != std::string::npos) fs::remove_all(entry.path(), ec);
-  auto folders = checkpoint_folders(checkpoints_dir);
-  for (size_t i = 0; keep > 0 && i + static_cast<size_t>(keep) < folders.size(); ++i) fs::remove_all(folders[i], ec);
+    if (entry.path().filename().string().find(".tmp-") != std::string::npos) doomed.push_back(entry.path());
+  const auto folders = checkpoint_folders(checkpoints_dir);
+  for (size_t i = 0; keep > 0 && i + static_cast<size_t>(keep) < folders.size(); ++i) doomed.push_back(folders[i]);
+  for (const fs::path& path : doomed) remove_tree(path.string());
 }
 
 std::string find_checkpoint(const std::string& path) {

@@ -1,10 +1,13 @@
 #include "weights/atomic_file.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "weights/error.h"
 
@@ -70,6 +73,32 @@ void AtomicPath::commit() {
   ::close(fd);
   if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0) fail("rename failed");
   committed_ = true;
+}
+
+namespace {
+
+bool removal_failed(const std::string& path, std::string* error) {
+  if (error) *error = path + ": " + std::strerror(errno);
+  return false;
+}
+
+}  // namespace
+
+bool remove_tree(const std::string& path, std::string* error) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return errno == ENOENT || removal_failed(path, error);
+  if (!S_ISDIR(st.st_mode)) return ::unlink(path.c_str()) == 0 || errno == ENOENT || removal_failed(path, error);
+  std::vector<std::string> names;
+  DIR* dir = ::opendir(path.c_str());
+  if (!dir) return removal_failed(path, error);
+  while (const dirent* entry = ::readdir(dir)) {
+    const std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(dir);
+  for (const std::string& name : names)
+    if (!remove_tree(path + "/" + name, error)) return false;
+  return ::rmdir(path.c_str()) == 0 || errno == ENOENT || removal_failed(path, error);
 }
 
 }  // namespace lit

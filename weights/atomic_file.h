@@ -50,4 +50,9 @@ class AtomicPath {
   bool committed_ = false;
 };
 
+// Removes a file or a folder with everything under it (symbolic links are removed, never followed). Returns
+// false and sets *error on failure; a path that does not exist is not an error. Used instead of
+// std::filesystem::remove_all, which crashed on non-empty folders in the GCC 13 build on the GPU machine.
+bool remove_tree(const std::string& path, std::string* error = nullptr);
+
 }  // namespace lit
