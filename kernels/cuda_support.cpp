@@ -25,7 +25,9 @@ void use_exact_float32() {
   context.setBenchmarkCuDNN(false);
 }
 
-bool cuda_available() { return built_with_cuda() && at::hasCUDA(); }
+bool cuda_available() {
+  return built_with_cuda() && at::hasCUDA();
+}
 
 std::string cuda_summary() {
 #ifdef LIT_WITH_CUDA
@@ -35,8 +37,8 @@ std::string cuda_summary() {
   if (cudaGetDevice(&device) != cudaSuccess || cudaGetDeviceProperties(&prop, device) != cudaSuccess)
     return "CUDA kernels built, device query failed";
   return std::string("CUDA device ") + std::to_string(device) + ": " + prop.name + " (sm_" +
-         std::to_string(prop.major) + std::to_string(prop.minor) + ", " +
-         std::to_string(prop.multiProcessorCount) + " SMs)";
+         std::to_string(prop.major) + std::to_string(prop.minor) + ", " + std::to_string(prop.multiProcessorCount) +
+         " SMs)";
 #else
   return "CUDA kernels not built (CPU-only build)";
 #endif

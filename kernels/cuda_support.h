@@ -5,9 +5,10 @@
 
 namespace lit::kernels {
 
-bool built_with_cuda();      // compiled with LIT_CUDA
-bool cuda_available();       // built with CUDA and at least one device present
-std::string cuda_summary();  // one line for --version / inspect: "CUDA: off in this build", "CUDA 13.0, NVIDIA H100 ..."
+bool built_with_cuda();  // compiled with LIT_CUDA
+bool cuda_available();   // built with CUDA and at least one device present
+std::string
+cuda_summary();  // one line for --version / inspect: "CUDA: off in this build", "CUDA 13.0, NVIDIA H100 ..."
 
 // float32 on CUDA means float32: no TF32 in cuBLAS or cuDNN (LibTorch lets cuDNN convolutions use TF32 by
 // default, ~1e-3 relative error), and cuDNN picks deterministic algorithms, so that a command run twice, or

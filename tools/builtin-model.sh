@@ -4,12 +4,13 @@
 #   tools/builtin-model.sh teacher   RUNS   DiT teacher, from scratch
 #   tools/builtin-model.sh students  RUNS   LiT from scratch, with inheritance, inheritance + KD, KD with 4 heads
 #   tools/builtin-model.sh samples   RUNS   5,000 class-cycled samples of every run (SAMPLES to change)
+#   tools/builtin-model.sh package   RUNS   the distilled LiT's EMA as model/builtin/lit-fmnist.safetensors (fp16)
 # Environment: LIT (the lit binary, default build-cuda/tools/lit), DATA (Fashion-MNIST folder),
 # STEPS (the step budget of every run, default 5000), BATCH (default 256), DEVICE (default cuda), KEEP
 # (checkpoints kept per run, default 2; 0 keeps all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-stage=${1:?stage: teacher, students or samples}
+stage=${1:?stage: teacher, students, samples or package}
 runs=${2:?run folder}
 LIT=${LIT:-build-cuda/tools/lit}
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
@@ -47,6 +48,12 @@ samples)
     $LIT generate -q --model "$model" "${classes[@]}" -n "${SAMPLES:-5000}" --batch-size 500 --sampler dpm++2m --steps 25 \
       --cfg-scale 1.5 --seed 0 --device "$DEVICE" -o "$runs/samples-$run" --npz "$runs/$run.npz" $( [ -d "$runs/samples-$run" ] && echo --resume)
   done
+  ;;
+package)
+  d=$(ls -d "$runs/lit-inherit-kd/checkpoints"/step-* | tail -1)
+  $LIT convert "$d/ema.safetensors" model/builtin/lit-fmnist.safetensors --dtype fp16 \
+    --class-names model/builtin/fmnist-classes.txt \
+    --metadata "recipe=tools/builtin-model.sh (LiT distilled from a DiT, weight inheritance + hybrid KD)"
   ;;
 *) echo "unknown stage '$stage'" >&2; exit 2 ;;
 esac

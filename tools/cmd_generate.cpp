@@ -22,7 +22,8 @@ extern "C" void on_sigint(int) {
 void add_generate_command(CLI::App& app) {
   static GenerateOptions o;
   auto* cmd = app.add_subcommand("generate", "Generate images from a DiT or LiT checkpoint");
-  cmd->add_option("--model", o.model, "checkpoint (.safetensors, .pt, training checkpoint)")->required();
+  cmd->add_option("--model", o.model,
+                  "checkpoint (.safetensors, .pt, training checkpoint); default: the built-in model");
   cmd->add_option("--config", o.config, "model config JSON, for a checkpoint that records none");
   cmd->add_option("--use-weights", o.use_weights, "state dict of a training checkpoint: ema or model")
       ->capture_default_str();
@@ -31,6 +32,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--class", o.classes, "class id or name, repeatable; cycled over the images");
   cmd->add_option("--classes-file", o.classes_file, "file with one class id or name per line");
   cmd->add_flag("--random-classes", o.random_classes, "uniformly random classes (DiT's FID protocol)");
+  cmd->add_flag("--all-classes", o.all_classes, "every class in turn: image i has class i mod the class count");
   cmd->add_option("-n,--num-images", o.num_images, "number of images")->capture_default_str();
   cmd->add_option("--batch-size", o.batch_size, "images per model batch (does not change the images)")
       ->capture_default_str();
@@ -46,6 +48,9 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--dtype", o.dtype, "fp32, bf16 or fp16")->capture_default_str();
   cmd->add_option("--format", o.format, "image files: png (with parameters), jpg or webp")->capture_default_str();
   cmd->add_option("--grid", o.grid, "also write a contact sheet of the images to this file");
+  cmd->add_option("--grid-columns", o.grid_columns, "images per row of the sheet (default: square)");
+  cmd->add_option("--grid-scale", o.grid_scale, "enlarge every image of the sheet N times (tiny images)");
+  cmd->add_flag("--grid-labels", o.grid_labels, "write each image's class name under it on the sheet");
   cmd->add_option("--npz", o.npz, "also write arr_0 (uint8 NHWC) for the ADM evaluator / lit fid");
   cmd->add_option("--save-latents", o.save_latents, "also write the final latents (before decoding)");
   cmd->add_option("--init-noise", o.init_noise, "start from this noise (latents file, N x C x H x W)");

@@ -1,11 +1,10 @@
 #include "tools/generate_job.h"
 
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <ATen/ATen.h>
-#include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
 #include <chrono>
@@ -19,10 +18,12 @@
 #include <sstream>
 
 #include "kernels/cuda_support.h"
+#include "model/builtin_model.h"
 #include "model/class_labels.h"
 #include "model/model_io.h"
 #include "model/vae.h"
 #include "sampler/generation.h"
+#include "tools/contact_sheet.h"
 #include "tools/progress.h"
 #include "weights/atomic_file.h"
 #include "weights/error.h"
@@ -51,8 +52,7 @@ at::Device parse_device(const std::string& text) {
     throw Error("--device '" + text + "' is not a device: use cpu, cuda or cuda:N");
   }
   if (device.is_cuda()) {
-    if (!kernels::cuda_available())
-      throw Error("--device " + text + ": " + kernels::cuda_summary());
+    if (!kernels::cuda_available()) throw Error("--device " + text + ": " + kernels::cuda_summary());
     if (device.has_index() && device.index() >= static_cast<int>(at::detail::getCUDAHooks().getNumGPUs()))
       throw Error("--device " + text + ": no such GPU (this machine has " +
                   std::to_string(at::detail::getCUDAHooks().getNumGPUs()) + ")");
@@ -70,7 +70,6 @@ at::ScalarType parse_dtype(const std::string& text) {
 }
 
 void check_options(const GenerateOptions& o) {
-  if (o.model.empty()) throw Error("--model is required");
   if (o.output.empty()) throw Error("-o/--output is required");
   if (o.num_images < 1) throw Error("-n/--num-images must be at least 1, got " + std::to_string(o.num_images));
   if (o.batch_size < 1) throw Error("--batch-size must be at least 1, got " + std::to_string(o.batch_size));
@@ -81,8 +80,16 @@ void check_options(const GenerateOptions& o) {
     throw Error("--format '" + o.format + "': use png, jpg or webp");
   if (o.format != "png" && !can_write_image_format("x." + o.format))
     throw Error("--format " + o.format + ": " + image_codecs_summary());
-  const int sources = (!o.classes.empty()) + (!o.classes_file.empty()) + (o.random_classes ? 1 : 0);
-  if (sources > 1) throw Error("--class, --classes-file and --random-classes exclude each other");
+  const int sources =
+      (!o.classes.empty()) + (!o.classes_file.empty()) + (o.random_classes ? 1 : 0) + (o.all_classes ? 1 : 0);
+  if (sources > 1) throw Error("--class, --classes-file, --random-classes and --all-classes exclude each other");
+  if (o.grid.empty() && (o.grid_labels || o.grid_scale != 1 || o.grid_columns != 0))
+    throw Error("--grid-labels, --grid-scale and --grid-columns need --grid FILE");
+  if (o.grid_scale < 1 || o.grid_scale > 64)
+    throw Error("--grid-scale must be 1..64, got " + std::to_string(o.grid_scale));
+  if (o.grid_columns < 0) throw Error("--grid-columns must not be negative");
+  if (o.grid_labels && !can_draw_captions())
+    throw Error("--grid-labels: this build has no OpenCV imgproc to draw text (install libopencv-imgproc-dev)");
   SamplingSettings s;
   s.sampler = o.sampler;
   s.steps = o.steps;
@@ -133,14 +140,17 @@ std::vector<int64_t> resolve_labels(const GenerateOptions& o, const ModelConfig&
     std::vector<int64_t> ids;
     for (const auto& t : tokens) ids.push_back(parse_class(t, names));
     for (int64_t i = 0; i < n; ++i) labels[static_cast<size_t>(i)] = ids[static_cast<size_t>(i) % ids.size()];
+  } else if (o.all_classes) {
+    for (int64_t i = 0; i < n; ++i) labels[static_cast<size_t>(i)] = i % config.num_classes;
   } else if (o.random_classes) {
     // Its own generator, so the labels are the same whatever the batch size or resumption.
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o.seed ^ 0x6c69742d636c6173ULL);
     const at::Tensor drawn = at::randint(config.num_classes, {n}, gen, at::TensorOptions().dtype(at::kLong));
     for (int64_t i = 0; i < n; ++i) labels[static_cast<size_t>(i)] = drawn[i].item<int64_t>();
   } else if (!config.has_null_class()) {
-    throw Error("the model has no null class (class_dropout_prob 0), so it cannot generate unconditionally: "
-                "pass --class or --random-classes");
+    throw Error(
+        "the model has no null class (class_dropout_prob 0), so it cannot generate unconditionally: "
+        "pass --class or --random-classes");
   }
   return labels;
 }
@@ -174,7 +184,9 @@ nlohmann::json make_manifest(const GenerateOptions& o, const ModelConfig& config
 }
 
 // Settings that may change between a run and its resumption (they do not change the images).
-bool resumable_key(const std::string& key) { return key == "lit_version"; }
+bool resumable_key(const std::string& key) {
+  return key == "lit_version";
+}
 
 void check_manifest(const std::string& dir, const nlohmann::json& wanted, bool resume) {
   const std::string path = dir + "/" + kManifestName;
@@ -220,14 +232,12 @@ struct RunPaths {
   std::string dir;
   std::string ext;
   int64_t total = 0;
-  bool images = true;   // write image files (false for a latent model without VAE: latents only)
+  bool images = true;    // write image files (false for a latent model without VAE: latents only)
   bool latents = false;  // keep per-image latents for --save-latents
 
   std::string image(int64_t i) const { return dir + "/" + index_name(i, total) + "." + ext; }
   std::string latent(int64_t i) const { return dir + "/latents/" + index_name(i, total) + ".safetensors"; }
-  bool complete(int64_t i) const {
-    return (!images || fs::exists(image(i))) && (!latents || fs::exists(latent(i)));
-  }
+  bool complete(int64_t i) const { return (!images || fs::exists(image(i))) && (!latents || fs::exists(latent(i))); }
 };
 
 GenerationParams image_params(const GenerateOptions& o, const ModelConfig& config, const ClassNames& names,
@@ -250,20 +260,6 @@ GenerationParams image_params(const GenerateOptions& o, const ModelConfig& confi
   p.set("Run seed", std::to_string(o.seed));
   p.set("Image index", std::to_string(index));
   return p;
-}
-
-// A contact sheet of uint8 (N, H, W, C) images, 2-pixel black borders as torchvision's make_grid draws.
-at::Tensor contact_sheet(const std::vector<at::Tensor>& images) {
-  const int64_t n = static_cast<int64_t>(images.size());
-  const int64_t cols = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));
-  const int64_t rows = (n + cols - 1) / cols;
-  const int64_t h = images[0].size(0), w = images[0].size(1), c = images[0].size(2), pad = 2;
-  at::Tensor sheet = at::zeros({rows * (h + pad) + pad, cols * (w + pad) + pad, c}, at::kByte);
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t r = i / cols, q = i % cols;
-    sheet.narrow(0, pad + r * (h + pad), h).narrow(1, pad + q * (w + pad), w).copy_(images[static_cast<size_t>(i)]);
-  }
-  return sheet;
 }
 
 // arr_0 (N, H, W, 3) uint8 streamed into a .npy on disk, then stored in the zip without being held in memory.
@@ -292,8 +288,10 @@ void write_samples_npz(const std::string& path, const RunPaths& paths, int64_t n
 
 }  // namespace
 
-int64_t run_generate(const GenerateOptions& o, const std::atomic<bool>* cancel) {
+int64_t run_generate(const GenerateOptions& options, const std::atomic<bool>* cancel) {
   // ---- everything that can be wrong is checked before the first sampling step ----
+  GenerateOptions o = options;
+  if (o.model.empty()) o.model = builtin_model_path();
   check_options(o);
   const at::Device device = parse_device(o.device);
   const at::ScalarType dtype = parse_dtype(o.dtype);
@@ -313,7 +311,8 @@ int64_t run_generate(const GenerateOptions& o, const std::atomic<bool>* cancel) 
     vo.device = device;
     vo.dtype = dtype == at::kBFloat16 ? at::kBFloat16 : at::kFloat;  // fp16 SD VAEs overflow; keep fp32 then
     vae = load_vae(o.vae, vo);
-    check_latent_channels(*vae, config.in_channels, (config.preset_name() == "custom" ? o.model : config.preset_name()));
+    check_latent_channels(*vae, config.in_channels,
+                          (config.preset_name() == "custom" ? o.model : config.preset_name()));
   }
   const bool pixel_model = !vae && (config.in_channels == 1 || config.in_channels == 3);
   if (!vae && !pixel_model && o.save_latents.empty())
@@ -369,9 +368,9 @@ int64_t run_generate(const GenerateOptions& o, const std::atomic<bool>* cancel) 
   const int64_t already = o.num_images - static_cast<int64_t>(pending.size());
   if (!o.quiet) {
     std::cerr << "lit generate: " << ((config.preset_name() == "custom" ? config.summary() : config.preset_name()))
-              << " from " << o.model << " (config " << loaded.config_source << ") on " << device.str() << " "
-              << o.dtype << "; " << o.num_images << " images " << image_size << "x" << image_size << ", "
-              << o.sampler << " " << o.steps << " steps, cfg " << format_number(o.cfg_scale) << ", seed " << o.seed
+              << " from " << o.model << " (config " << loaded.config_source << ") on " << device.str() << " " << o.dtype
+              << "; " << o.num_images << " images " << image_size << "x" << image_size << ", " << o.sampler << " "
+              << o.steps << " steps, cfg " << format_number(o.cfg_scale) << ", seed " << o.seed
               << (already ? ", resuming: " + std::to_string(already) + " done" : "") << "\n";
   }
 
@@ -433,9 +432,8 @@ int64_t run_generate(const GenerateOptions& o, const std::atomic<bool>* cancel) 
       if (paths.latents) write_latents(paths.latent(i), latents.narrow(0, k, 1).to(at::kCPU, at::kFloat));
       if (paths.images) {
         ImageWriteOptions wo;
-        wo.text.emplace_back(kParametersKeyword,
-                             format_generation_params(image_params(o, config, names, labels[static_cast<size_t>(i)], i,
-                                                                   image_size)));
+        wo.text.emplace_back(kParametersKeyword, format_generation_params(image_params(
+                                                     o, config, names, labels[static_cast<size_t>(i)], i, image_size)));
         write_image(paths.image(i), pixels[k], wo);
       }
     }
@@ -452,8 +450,17 @@ int64_t run_generate(const GenerateOptions& o, const std::atomic<bool>* cancel) 
     if (k < o.num_images)
       std::cerr << "lit generate: the grid shows the first " << k << " of " << o.num_images << " images\n";
     std::vector<at::Tensor> images;
-    for (int64_t i = 0; i < k; ++i) images.push_back(read_image(paths.image(i)));
-    write_image(o.grid, contact_sheet(images));
+    SheetOptions sheet;
+    sheet.columns = o.grid_columns;
+    sheet.scale = o.grid_scale;
+    for (int64_t i = 0; i < k; ++i) {
+      images.push_back(read_image(paths.image(i)));
+      const int64_t label = labels[static_cast<size_t>(i)];
+      if (o.grid_labels)
+        sheet.captions.push_back(label == config.num_classes ? "unconditional"
+                                                             : names.names[static_cast<size_t>(label)]);
+    }
+    write_image(o.grid, contact_sheet(images, sheet));
   }
   if (!o.npz.empty()) write_samples_npz(o.npz, paths, o.num_images);
   if (!o.save_latents.empty()) {

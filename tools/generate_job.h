@@ -15,14 +15,15 @@
 namespace lit::cli {
 
 struct GenerateOptions {
-  std::string model;        // checkpoint
-  std::string config;       // model config JSON for a checkpoint that carries none
+  std::string model;   // checkpoint; empty: the built-in model (model/builtin_model.h)
+  std::string config;  // model config JSON for a checkpoint that carries none
   std::string use_weights = "ema";
-  std::string vae;          // diffusers VAE folder; none: a pixel-space model
-  std::string output;       // folder
+  std::string vae;                   // diffusers VAE folder; none: a pixel-space model
+  std::string output;                // folder
   std::vector<std::string> classes;  // ids or names, cycled over the images
   std::string classes_file;          // one id or name per line
   bool random_classes = false;       // uniform over the classes (DiT's FID protocol)
+  bool all_classes = false;          // image i has class i mod num_classes
   int64_t num_images = 1;
   int64_t batch_size = 8;
   uint64_t seed = 0;
@@ -36,6 +37,9 @@ struct GenerateOptions {
   std::string dtype = "fp32";
   std::string format = "png";  // png, jpg, webp (parameters are embedded in PNGs only)
   std::string grid;            // contact sheet file
+  int64_t grid_columns = 0;    // 0: square-ish
+  int64_t grid_scale = 1;      // nearest-neighbour enlargement of every image on the sheet
+  bool grid_labels = false;    // the class name under each image
   std::string npz;             // arr_0 uint8 NHWC, the ADM evaluator's sample layout
   std::string save_latents;    // final latents/pixels as float tensors (before decoding)
   std::string init_noise;      // latents file with the initial noise (N, C, H, W)

@@ -24,9 +24,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   lit::kernels::use_exact_float32();
   // Usage errors are one line too, like every other error.
-  app.failure_message([](const CLI::App*, const CLI::Error& e) {
-    return std::string("lit: error: ") + e.what() + " (see --help)\n";
-  });
+  app.failure_message(
+      [](const CLI::App*, const CLI::Error& e) { return std::string("lit: error: ") + e.what() + " (see --help)\n"; });
   app.set_version_flag("--version", std::string("lit ") + LIT_VERSION + " (LibTorch " + lit::compat::torch_version() +
                                         "; " + lit::kernels::cuda_summary() + ")");
   lit::cli::add_inspect_command(app);

@@ -36,6 +36,10 @@ ConvertResult convert_checkpoint(const std::string& input, const std::string& ou
   if (options.config_path.empty()) config = checkpoint_config_json(input, loaded.metadata, &result.config_source);
   std::map<std::string, std::string> metadata = loaded.metadata;
   metadata.erase("config");
+  for (const auto& [key, value] : options.metadata) {
+    if (key == "config") throw Error("convert: set the model config with a config file, not as metadata");
+    metadata[key] = value;
+  }
   const StateDict tensors = options.dtype ? cast_floating(loaded.tensors, *options.dtype) : loaded.tensors;
   save_checkpoint(output, tensors, config, metadata);
   result.input_format = loaded.format;

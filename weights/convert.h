@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -18,9 +19,10 @@ at::ScalarType parse_float_dtype(const std::string& name);
 StateDict cast_floating(const StateDict& tensors, at::ScalarType type);
 
 struct ConvertOptions {
-  std::optional<at::ScalarType> dtype;  // cast floating tensors; unset: keep the stored dtypes
-  std::string use_weights = "ema";      // which state dict of a training checkpoint
-  std::string config_path;              // a model config JSON file; empty: the input's own (see below)
+  std::optional<at::ScalarType> dtype;          // cast floating tensors; unset: keep the stored dtypes
+  std::string use_weights = "ema";              // which state dict of a training checkpoint
+  std::string config_path;                      // a model config JSON file; empty: the input's own (see below)
+  std::map<std::string, std::string> metadata;  // set (or replace) these metadata entries ("class_names", ...)
 };
 
 struct ConvertResult {
@@ -34,7 +36,7 @@ struct ConvertResult {
 // Reads any checkpoint (load_checkpoint) and writes it as safetensors, atomically. The config stored under the
 // metadata key "config" is the text of options.config_path verbatim (it must be a JSON object), else the
 // input's own (its "config" metadata, or a config.json beside it), else none. Other safetensors metadata of
-// the input is kept. Throws lit::Error.
+// the input is kept; options.metadata is set over it ("config" cannot be set this way). Throws lit::Error.
 ConvertResult convert_checkpoint(const std::string& input, const std::string& output, const ConvertOptions& options);
 
 }  // namespace lit

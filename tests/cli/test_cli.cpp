@@ -1,6 +1,7 @@
 // The `lit` binary as a user runs it: exit codes and one-line errors.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "tests/test_util.h"
@@ -74,6 +75,32 @@ TEST(Cli, ConvertThenInspectAndLoad) {
   ASSERT_EQ(converted.tensors.size(), ema.tensors.size());
   for (const auto& [name, t] : ema.tensors)
     EXPECT_TRUE(at::equal(converted.tensors.at(name), t.to(at::kBFloat16))) << name;
+}
+
+TEST(Cli, ConvertStoresClassNamesAndMetadata) {
+  const std::string names = temp_path("names.txt"), out = temp_path("named.safetensors");
+  {
+    std::ofstream f(names);
+    for (int i = 0; i < 10; ++i) f << "thing " << i << "\n";
+  }
+  auto r = run_command(kLit + " convert " + fixture("dit/dit_tiny.pt") + " " + out + " --class-names " + names +
+                       " --metadata origin=test");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const LoadedCheckpoint converted = load_checkpoint(out);
+  EXPECT_EQ(converted.metadata.at("origin"), "test");
+  EXPECT_EQ(converted.metadata.at("class_names").rfind("[\"thing 0\",\"thing 1\"", 0), 0u)
+      << converted.metadata.at("class_names");
+  // A generated image is then described by its name.
+  const std::string dir = temp_path("named_run");
+  std::filesystem::remove_all(dir);
+  r = run_command(kLit + " generate -q --model " + out + " --vae " + fixture("vae/tiny_sd_vae") +
+                  " --class 'thing 3' -n 1 --steps 2 -o " + dir);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_command(kLit + " inspect " + dir + "/000000.png");
+  EXPECT_NE(r.output.find("thing 3"), std::string::npos) << r.output;
+  r = run_command(kLit + " convert " + fixture("dit/dit_tiny.pt") + " " + out + " --metadata novalue");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("KEY=VALUE"), std::string::npos) << r.output;
 }
 
 TEST(Cli, ConvertErrorsAreOneLine) {

@@ -1,0 +1,94 @@
+// The built-in Fashion-MNIST model as the README's first command uses it: `lit generate` without --model,
+// class names, and the labelled contact sheet.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "model/builtin_model.h"
+#include "model/class_labels.h"
+#include "model/model_io.h"
+#include "tests/test_util.h"
+#include "tools/contact_sheet.h"
+#include "weights/generation_params.h"
+#include "weights/image_io.h"
+
+namespace fs = std::filesystem;
+
+namespace lit {
+namespace {
+
+using test::run_command;
+using test::temp_path;
+
+const std::string kLit = LIT_CLI_PATH;
+
+std::string fresh_dir(const std::string& name) {
+  const std::string dir = temp_path(name);
+  fs::remove_all(dir);
+  return dir;
+}
+
+std::string png_parameters(const std::string& png) {
+  for (const auto& [key, value] : read_png_info(png).text)
+    if (key == kParametersKeyword) return value;
+  return "";
+}
+
+TEST(BuiltinModel, IsShippedWithItsConfigAndClassNames) {
+  const std::optional<std::string> path = find_builtin_model();
+  ASSERT_TRUE(path.has_value()) << "model/builtin/lit-fmnist.safetensors is part of the repository";
+  const LoadedModel m = load_model(*path);
+  EXPECT_EQ(m.config.in_channels, 1);
+  EXPECT_EQ(m.config.input_size, 32);
+  EXPECT_EQ(m.config.num_classes, 10);
+  EXPECT_TRUE(m.config.is_linear());
+  EXPECT_LE(fs::file_size(*path), 20u << 20) << "small enough for git";
+  EXPECT_EQ(class_names_for_model(10, m.metadata).names, fashion_mnist_class_names());
+}
+
+TEST(BuiltinModel, GenerateWithoutModelUsesItWithClassNames) {
+  const std::string dir = fresh_dir("builtin_run");
+  const auto r =
+      run_command(kLit + " generate -q --class Sneaker --class 'ankle boot' -n 2 --sampler dpm++2m --steps 3 -o " +
+                  dir + " --grid " + dir + "/sheet.png --grid-scale 2 --grid-labels --grid-columns 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const GenerationParams p = parse_generation_params(png_parameters(dir + "/000001.png"));
+  EXPECT_EQ(p.prompt, "Ankle boot");
+  EXPECT_EQ(p.get("Model").value_or(""), "lit-fmnist.safetensors");
+  EXPECT_EQ(p.get("Class").value_or(""), "9");
+  const at::Tensor sheet = read_image(dir + "/sheet.png");
+  // Two 64x64 images side by side, 2-pixel borders, a 14-pixel caption strip under each.
+  EXPECT_EQ(sheet.size(0), 2 + 64 + 14 + 2);
+  EXPECT_EQ(sheet.size(1), 2 + 2 * (64 + 2));
+  // The caption strip has text in it (white pixels on black); the border above it does not.
+  EXPECT_GT(sheet.narrow(0, 2 + 64, 14).max().item<int>(), 200);
+  EXPECT_EQ(sheet.narrow(0, 0, 2).max().item<int>(), 0);
+}
+
+TEST(BuiltinModel, GridOptionsAreCheckedBeforeSampling) {
+  const std::string dir = fresh_dir("builtin_bad");
+  for (const std::string& args : std::vector<std::string>{"--grid-labels", "--grid " + dir + "/s.png --grid-scale 0",
+                                                          "--all-classes --class Bag", "--class Jacket"}) {
+    const auto r = run_command(kLit + " generate -q -n 1 --steps 2 -o " + dir + " " + args);
+    EXPECT_EQ(r.exit_code, 1) << args << ": " << r.output;
+    EXPECT_EQ(r.output.rfind("lit: error: ", 0), 0u) << r.output;
+    EXPECT_EQ(r.output.find('\n'), r.output.size() - 1) << "one line: " << r.output;
+  }
+}
+
+TEST(ContactSheet, LaysOutScalesAndRefusesMismatches) {
+  std::vector<at::Tensor> images;
+  for (int i = 0; i < 5; ++i) images.push_back(at::full({4, 6, 3}, 10 * (i + 1), at::kByte));
+  cli::SheetOptions o;
+  o.columns = 2;
+  o.scale = 3;
+  const at::Tensor sheet = cli::contact_sheet(images, o);
+  EXPECT_EQ(sheet.sizes(), (std::vector<int64_t>{2 + 3 * (12 + 2), 2 + 2 * (18 + 2), 3}));
+  // Image 3 (row 1, column 1), enlarged 3 times, sits where it should.
+  EXPECT_TRUE(at::equal(sheet.narrow(0, 2 + 14, 12).narrow(1, 2 + 20, 18), at::full({12, 18, 3}, 40, at::kByte)));
+  images.push_back(at::zeros({5, 6, 3}, at::kByte));
+  EXPECT_THROW(cli::contact_sheet(images, o), Error);
+}
+
+}  // namespace
+}  // namespace lit
