@@ -76,6 +76,21 @@ class AutocastGuard {
   at::ScalarType old_dtype_ = at::kBFloat16;
 };
 
+// Whether autocast is on for a device type in this thread, and its dtype (activation checkpointing records
+// it in the forward pass and restores it when the block is run again in the backward pass).
+struct AutocastState {
+  bool enabled = false;
+  at::ScalarType dtype = at::kBFloat16;
+};
+inline AutocastState autocast_state(at::DeviceType device) {
+#if LIT_TORCH_AT_LEAST(2, 4)
+  return {at::autocast::is_autocast_enabled(device), at::autocast::get_autocast_dtype(device)};
+#else
+  if (device == at::kCUDA) return {at::autocast::is_enabled(), at::autocast::get_autocast_gpu_dtype()};
+  return {at::autocast::is_cpu_enabled(), at::autocast::get_autocast_cpu_dtype()};
+#endif
+}
+
 // The LibTorch version this binary was built against, e.g. "1.13.0".
 inline const char* torch_version() {
   return TORCH_VERSION;

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "kernels/modulate.h"
+#include "model/activation_checkpoint.h"
 #include "weights/error.h"
 
 namespace lit {
@@ -170,13 +171,15 @@ at::Tensor DiTImpl::forward(const at::Tensor& x_in, const at::Tensor& t_in, cons
   const at::Tensor y0 = y_in.to(device(), at::kLong);
   const int64_t grid = config_.grid_size();
 
-  at::Tensor x = x_embedder(x0) + pos_embed;               // (B, T, D), T = H * W / p^2
-  const at::Tensor t = t_embedder(t0);                     // (B, D)
-  const at::Tensor y = y_embedder(y0, is_training());      // (B, D)
-  const at::Tensor c = t + y;                              // (B, D)
-  for (auto& block : blocks) x = block(x, c, grid, grid);  // (B, T, D)
-  x = final_layer(x, c);                                   // (B, T, p^2 * C_out)
-  return unpatchify(x);                                    // (B, C_out, H, W)
+  at::Tensor x = x_embedder(x0) + pos_embed;           // (B, T, D), T = H * W / p^2
+  const at::Tensor t = t_embedder(t0);                 // (B, D)
+  const at::Tensor y = y_embedder(y0, is_training());  // (B, D)
+  const at::Tensor c = t + y;                          // (B, D)
+  const bool checkpoint = checkpointing_ && at::GradMode::is_enabled();
+  for (auto& block : blocks)  // (B, T, D)
+    x = checkpoint ? checkpointed_block(*block, x, c, grid, grid) : block(x, c, grid, grid);
+  x = final_layer(x, c);  // (B, T, p^2 * C_out)
+  return unpatchify(x);   // (B, C_out, H, W)
 }
 
 at::Tensor DiTImpl::unpatchify(const at::Tensor& x) const {

@@ -106,6 +106,11 @@ class DiTImpl : public torch::nn::Module {
   // Fills pos_embed with the fixed sin-cos table (computed in float64, stored in the model's dtype).
   void reset_pos_embed();
 
+  // Activation checkpointing of every block whenever gradients are recorded (model/activation_checkpoint.h):
+  // less memory for a second forward of each block in the backward pass; the results are the same.
+  void set_activation_checkpointing(bool on) { checkpointing_ = on; }
+  bool activation_checkpointing() const { return checkpointing_; }
+
   const ModelConfig& config() const { return config_; }
   at::Device device() const { return pos_embed.device(); }
   at::ScalarType dtype() const { return pos_embed.scalar_type(); }
@@ -122,6 +127,7 @@ class DiTImpl : public torch::nn::Module {
   void check_inputs(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) const;
 
   ModelConfig config_;
+  bool checkpointing_ = false;
 };
 // DiT is a shared handle (model->forward(...)); LiT is a DiT whose config says attention: linear.
 TORCH_MODULE(DiT);

@@ -179,8 +179,9 @@ void run_training(TrainCommandOptions& opt) {
             << student_source << "\n";
   std::cout << "data    " << data->description() << "\n";
   std::cout << "run     " << (opt.run_dir.empty() ? std::string("(nothing saved: no -o)") : opt.run_dir) << ", "
-            << opt.device << (opt.bf16 ? ", bf16 autocast" : ", float32") << ", batch " << opt.train.batch_size << ", "
-            << opt.train.max_steps << " steps\n";
+            << opt.device << (opt.bf16 ? ", bf16 autocast" : ", float32")
+            << (opt.train.activation_checkpointing ? ", activation checkpointing" : "") << ", batch "
+            << opt.train.batch_size << ", " << opt.train.max_steps << " steps\n";
   if (!opt.resume.empty()) trainer.resume(opt.resume);
 
   std::vector<double> step_seconds;
@@ -222,6 +223,8 @@ void add_common_options(CLI::App* cmd, TrainCommandOptions& opt) {
   cmd->add_option("--num-classes", opt.num_classes, "class count of a preset model (default: the data's)");
   cmd->add_option("--device", opt.device, "cpu, cuda, cuda:1, ...")->capture_default_str();
   cmd->add_flag("--bf16", opt.bf16, "bfloat16 autocast with float32 master weights");
+  cmd->add_flag("--activation-checkpointing", opt.train.activation_checkpointing,
+                "recompute each block in the backward pass: less memory, about a third more compute");
   cmd->add_option("--batch-size", t.batch_size, "images per step (per rank)")->capture_default_str();
   cmd->add_option("--max-steps", t.max_steps, "train until this step")->capture_default_str();
   cmd->add_option("--lr", t.lr, "AdamW learning rate")->capture_default_str();

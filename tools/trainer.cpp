@@ -87,6 +87,7 @@ Trainer::Trainer(DiT student, DiT teacher, std::shared_ptr<TrainingData> data, T
   check_setup();
   // The model stays in eval mode: label dropout is drawn here (see the header).
   student_->eval();
+  student_->set_activation_checkpointing(options_.activation_checkpointing);
   for (const auto& p : student_->parameters())
     if (p.requires_grad()) trained_.push_back(p);
   optimizer_ = std::make_unique<torch::optim::AdamW>(

@@ -54,7 +54,8 @@ struct TrainOptions {
   uint64_t seed = 0;
   int rank = 0, world_size = 1;
   int data_threads = 2;
-  bool bf16 = false;  // autocast to bfloat16 (float32 master weights), on the model's device
+  bool bf16 = false;                      // autocast to bfloat16 (float32 master weights), on the model's device
+  bool activation_checkpointing = false;  // recompute each student block in the backward pass (less memory)
 
   std::string run_dir;           // where checkpoints, samples and log.jsonl go ("" = nowhere: tests)
   int64_t checkpoint_every = 0;  // steps; 0 = only at the end
