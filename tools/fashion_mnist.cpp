@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "model/builtin_model.h"
 #include "weights/error.h"
 
 namespace lit::train {
@@ -42,6 +43,7 @@ class FashionMnist : public TrainingData {
     x.narrow(1, 2, 28).narrow(2, 2, 28).copy_(pixels.to(at::kFloat) / 127.5 - 1.0);
     return {x, int64_t{labels_[static_cast<size_t>(8 + index)]}};
   }
+  std::vector<std::string> class_names() const override { return fashion_mnist_class_names(); }
   std::string description() const override {
     return "Fashion-MNIST " + split_ + ", " + std::to_string(count_) + " images, 1x32x32 pixels, 10 classes";
   }

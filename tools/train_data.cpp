@@ -55,6 +55,7 @@ class Subset : public TrainingData {
   std::string description() const override {
     return data_->description() + " (first " + std::to_string(count_) + " examples)";
   }
+  std::vector<std::string> class_names() const override { return data_->class_names(); }
 
  private:
   std::shared_ptr<TrainingData> data_;

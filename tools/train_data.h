@@ -31,6 +31,9 @@ class TrainingData {
   virtual Example get(int64_t index, uint64_t seed) const = 0;
   // One line for the log: "Fashion-MNIST train, 60000 images, 1x32x32, 10 classes".
   virtual std::string description() const = 0;
+  // Human-readable class names in label order, when the data set has them (saved into the checkpoints as
+  // "class_names", so `lit generate --class Sneaker` works); empty otherwise.
+  virtual std::vector<std::string> class_names() const { return {}; }
 };
 
 // Random examples (standard normal, labels uniform), for speed runs with no data set at hand.

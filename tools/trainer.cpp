@@ -267,7 +267,9 @@ void Trainer::run(const std::function<void(const StepStats&)>& on_step, const st
 std::string Trainer::save_checkpoint() {
   if (options_.run_dir.empty()) throw Error("train: no run folder to save a checkpoint in");
   const std::string checkpoints = (fs::path(options_.run_dir) / "checkpoints").string();
-  const std::map<std::string, std::string> meta = {{"train_step", std::to_string(step_)}};
+  std::map<std::string, std::string> meta = {{"train_step", std::to_string(step_)}};
+  if (const std::vector<std::string> names = data_->class_names(); !names.empty())
+    meta["class_names"] = nlohmann::json(names).dump();
   const std::string dir = write_checkpoint_folder(checkpoints, step_, [&](const std::string& tmp) {
     save_model(tmp + "/model.safetensors", student_, std::nullopt, meta);
     save_model(tmp + "/ema.safetensors", ema_.model(), std::nullopt, meta);

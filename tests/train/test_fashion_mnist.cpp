@@ -4,8 +4,11 @@
 #include <filesystem>
 #include <numeric>
 
+#include "model/class_labels.h"
+#include "model/model_io.h"
 #include "tests/train/train_test_util.h"
 #include "tools/fashion_mnist.h"
+#include "tools/train_checkpoint.h"
 #include "tools/trainer.h"
 #include "weights/error.h"
 
@@ -63,6 +66,24 @@ TEST(FashionMnist, TinyLitOverfits256Images) {
   const double first = std::accumulate(mse.begin(), mse.begin() + 30, 0.0) / 30;
   const double last = std::accumulate(mse.end() - 30, mse.end(), 0.0) / 30;
   EXPECT_LT(last, 0.5 * first) << "first 30 steps " << first << ", last 30 steps " << last;
+}
+
+TEST(FashionMnist, CheckpointsCarryTheClassNames) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  auto data = train::make_subset(train::load_fashion_mnist(train::default_fashion_mnist_dir(), "train"), 8);
+  EXPECT_EQ(data->class_names().at(7), "Sneaker");
+  train::TrainOptions o;
+  o.batch_size = 4;
+  o.max_steps = 1;
+  o.run_dir = temp_path("fmnist_names");
+  std::filesystem::remove_all(o.run_dir);
+  ModelConfig c = tiny_lit_config();
+  c.input_size = 32;
+  c.in_channels = 1;
+  train::Trainer trainer(fresh_model(c, 2), nullptr, data, o);
+  trainer.run();
+  const LoadedModel saved = load_model(train::find_checkpoint(o.run_dir) + "/ema.safetensors");
+  EXPECT_EQ(class_names_for_model(10, saved.metadata).names.at(9), "Ankle boot");
 }
 
 }  // namespace
