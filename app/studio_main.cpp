@@ -1,9 +1,10 @@
-// lit-studio: the desktop GUI. For now a window that shows the build it runs on; generation comes with the
-// models and samplers. --screenshot renders a few frames, saves the window as PNG and exits (GUI tests).
+// lit-studio: the desktop GUI. Opens the window, hands every frame to StudioUI (app/studio_ui.cpp) and the
+// heavy work to the Generator thread (app/state/generator.cpp). --autorun generates once with the given
+// settings; --screenshot saves the window as PNG and exits (after the autorun finished), for the GUI tests.
 #include <GLFW/glfw3.h>
-#include <imgui.h>
 #include <backends/imgui_impl_glfw.h>
 #include <backends/imgui_impl_opengl3.h>
+#include <imgui.h>
 #include <stb_image_write.h>
 
 #include <CLI/CLI.hpp>
@@ -11,16 +12,16 @@
 #include <string>
 #include <vector>
 
+#include "app/studio_ui.h"
 #include "kernels/cuda_support.h"
-#include "kernels/torch_compat.h"
 
 namespace {
 
-struct StudioOptions {
-  std::string screenshot;  // save the window here after `frames` frames, then exit
-  int frames = 5;
-  int width = 1100;
-  int height = 700;
+struct WindowOptions {
+  std::string screenshot;  // save the window here and exit
+  int frames = 5;          // frames rendered before the screenshot (after --autorun finished)
+  int width = 1280;
+  int height = 800;
 };
 
 bool save_screenshot(const std::string& path, int width, int height) {
@@ -32,31 +33,38 @@ bool save_screenshot(const std::string& path, int width, int height) {
   return stbi_write_png(path.c_str(), width, height, 4, pixels.data(), width * 4) != 0;
 }
 
-void draw_about(const std::string& cuda_line) {
-  ImGui::SetNextWindowPos(ImVec2(20, 20), ImGuiCond_FirstUseEver);
-  ImGui::SetNextWindowSize(ImVec2(520, 200), ImGuiCond_FirstUseEver);
-  ImGui::Begin("lit-studio");
-  ImGui::Text("lit.cpp %s", LIT_VERSION);
-  ImGui::Separator();
-  ImGui::Text("LibTorch %s", lit::compat::torch_version());
-  ImGui::TextWrapped("%s", cuda_line.c_str());
-  ImGui::Separator();
-  ImGui::TextWrapped("Model loading and generation arrive with the model and sampler issues.");
-  ImGui::End();
+void on_drop(GLFWwindow* window, int count, const char** paths) {
+  auto* ui = static_cast<lit::studio::StudioUI*>(glfwGetWindowUserPointer(window));
+  std::vector<std::string> files(paths, paths + count);
+  if (ui) ui->drop(files);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  StudioOptions opt;
+  WindowOptions win;
+  lit::studio::StartOptions start;
   CLI::App cli{"lit-studio: generate images with LiT / DiT models"};
-  cli.add_option("--screenshot", opt.screenshot, "render, save the window to this PNG and exit");
-  cli.add_option("--frames", opt.frames, "frames to render before the screenshot")->check(CLI::PositiveNumber);
-  cli.add_option("--width", opt.width, "window width")->check(CLI::PositiveNumber);
-  cli.add_option("--height", opt.height, "window height")->check(CLI::PositiveNumber);
+  cli.add_option("--model", start.model, "checkpoint to load (default: the built-in Fashion-MNIST LiT)");
+  cli.add_option("--vae", start.vae, "diffusers VAE folder, for latent models");
+  cli.add_option("--class", start.class_arg, "class id or name to start with");
+  cli.add_flag("--unconditional", start.unconditional, "start unconditional");
+  cli.add_option("--sampler", start.sampler, "ddpm, ddim or dpm++2m");
+  cli.add_option("--steps", start.steps, "sampling steps")->check(CLI::Range(1, 1000));
+  cli.add_option("--cfg-scale", start.cfg_scale, "guidance scale")->check(CLI::NonNegativeNumber);
+  cli.add_option("--seed", start.seed, "seed of the first image");
+  cli.add_option("-n,--count", start.count, "images per Generate")->check(CLI::Range(1, 1000));
+  cli.add_option("--device", start.device, "cpu or cuda");
+  cli.add_option("--dtype", start.dtype, "fp32, bf16 or fp16");
+  cli.add_flag("--autorun", start.autorun, "generate once as soon as the model is loaded");
+  cli.add_option("--screenshot", win.screenshot, "save the window to this PNG and exit (after --autorun finished)");
+  cli.add_option("--frames", win.frames, "frames to render before the screenshot")->check(CLI::PositiveNumber);
+  cli.add_option("--width", win.width, "window width")->check(CLI::PositiveNumber);
+  cli.add_option("--height", win.height, "window height")->check(CLI::PositiveNumber);
   CLI11_PARSE(cli, argc, argv);
 
-  glfwSetErrorCallback([](int code, const char* msg) { std::fprintf(stderr, "lit-studio: GLFW error %d: %s\n", code, msg); });
+  glfwSetErrorCallback(
+      [](int code, const char* msg) { std::fprintf(stderr, "lit-studio: GLFW error %d: %s\n", code, msg); });
   if (!glfwInit()) {
     std::fprintf(stderr, "lit-studio: error: cannot open a window (no display? set DISPLAY or run under xvfb-run)\n");
     return 1;
@@ -64,7 +72,7 @@ int main(int argc, char** argv) {
   glfwWindowHint(GLFW_CONTEXT_VERSION_MAJOR, 3);
   glfwWindowHint(GLFW_CONTEXT_VERSION_MINOR, 3);
   glfwWindowHint(GLFW_OPENGL_PROFILE, GLFW_OPENGL_CORE_PROFILE);
-  GLFWwindow* window = glfwCreateWindow(opt.width, opt.height, "lit-studio", nullptr, nullptr);
+  GLFWwindow* window = glfwCreateWindow(win.width, win.height, "lit-studio", nullptr, nullptr);
   if (!window) {
     std::fprintf(stderr, "lit-studio: error: cannot create an OpenGL 3.3 window\n");
     glfwTerminate();
@@ -79,32 +87,51 @@ int main(int argc, char** argv) {
   ImGui::StyleColorsDark();
   ImGui_ImplGlfw_InitForOpenGL(window, true);
   ImGui_ImplOpenGL3_Init("#version 330");
+  lit::kernels::use_exact_float32();
 
-  const std::string cuda_line = lit::kernels::cuda_summary();
-  int frame = 0;
   int rc = 0;
-  while (!glfwWindowShouldClose(window)) {
-    glfwPollEvents();
-    ImGui_ImplOpenGL3_NewFrame();
-    ImGui_ImplGlfw_NewFrame();
-    ImGui::NewFrame();
-    draw_about(cuda_line);
-    ImGui::Render();
-    int w = 0, h = 0;
-    glfwGetFramebufferSize(window, &w, &h);
-    glViewport(0, 0, w, h);
-    glClearColor(0.10f, 0.11f, 0.13f, 1.0f);
-    glClear(GL_COLOR_BUFFER_BIT);
-    ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
-    if (!opt.screenshot.empty() && ++frame >= opt.frames) {
-      if (!save_screenshot(opt.screenshot, w, h)) {
-        std::fprintf(stderr, "lit-studio: error: cannot write %s\n", opt.screenshot.c_str());
-        rc = 1;
+  {
+    lit::studio::Generator generator;
+    lit::studio::StudioUI ui(generator, start);
+    glfwSetWindowUserPointer(window, &ui);
+    glfwSetDropCallback(window, on_drop);
+    int frames_after = 0;
+    while (!glfwWindowShouldClose(window)) {
+      // Wait for input, waking up for the worker's news: about 30 frames a second while it works (without
+      // vsync, e.g. under Xvfb, a spinning UI thread would take a core from the sampler), 4 when idle.
+      glfwWaitEventsTimeout(generator.busy() || !win.screenshot.empty() ? 1.0 / 30 : 0.25);
+      ImGui_ImplOpenGL3_NewFrame();
+      ImGui_ImplGlfw_NewFrame();
+      ImGui::NewFrame();
+      ui.frame();
+      ImGui::Render();
+      int w = 0, h = 0;
+      glfwGetFramebufferSize(window, &w, &h);
+      glViewport(0, 0, w, h);
+      glClearColor(0.10f, 0.11f, 0.13f, 1.0f);
+      glClear(GL_COLOR_BUFFER_BIT);
+      ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
+      const bool ready = start.autorun ? ui.script_finished() : !generator.busy();
+      if (!win.screenshot.empty() && ready && ++frames_after >= win.frames) {
+        if (!save_screenshot(win.screenshot, w, h)) {
+          std::fprintf(stderr, "lit-studio: error: cannot write %s\n", win.screenshot.c_str());
+          rc = 1;
+        }
+        break;
       }
-      break;
+      glfwSwapBuffers(window);
     }
-    glfwSwapBuffers(window);
-  }
+    if (start.autorun) {
+      if (!ui.script_finished() || ui.script_failed()) {
+        std::fprintf(stderr, "lit-studio: error: %s\n", ui.status().c_str());
+        rc = 1;
+      } else {
+        std::fprintf(stderr, "lit-studio: %s\n", ui.status().c_str());
+      }
+    }
+    glfwSetWindowUserPointer(window, nullptr);
+    generator.cancel();
+  }  // the UI releases its textures while the context still exists
   ImGui_ImplOpenGL3_Shutdown();
   ImGui_ImplGlfw_Shutdown();
   ImGui::DestroyContext();

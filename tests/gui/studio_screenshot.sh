@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# Starts lit-studio in a real window under Xvfb, lets it render, saves a screenshot and checks that the
-# window drew something (many distinct colours, not a blank framebuffer). Exit 77 = skipped.
+# Starts lit-studio in a real window under Xvfb with the tiny fixture DiT and VAE, lets it generate one image
+# (--autorun: load, generate, wait until done), saves a screenshot and checks that the window drew something
+# (many distinct colours, not a blank framebuffer). Usage: studio_screenshot.sh BINARY OUT.png REPO_ROOT.
+# Exit 77 = skipped.
 set -euo pipefail
 bin=$1
 png=$2
+root=${3:-$(cd "$(dirname "$0")/../.." && pwd)}
+fixtures=$root/tests/fixtures
 command -v xvfb-run >/dev/null || { echo "SKIP: xvfb-run not installed"; exit 77; }
+command -v identify >/dev/null || { echo "SKIP: ImageMagick's identify not installed"; exit 77; }
 rm -f "$png"
-xvfb-run -a -s "-screen 0 1280x800x24" "$bin" --screenshot "$png" --frames 10
+# Recent files go to a scratch config folder, not the user's.
+export XDG_CONFIG_HOME=$(dirname "$png")/studio-config
+timeout 300 xvfb-run -a -s "-screen 0 1280x800x24" "$bin" \
+  --model "$fixtures/dit/dit_tiny.pt" --vae "$fixtures/vae/tiny_sd_vae" \
+  --class 3 --sampler ddim --steps 10 --seed 1 --autorun --screenshot "$png" --frames 10
 [ -s "$png" ] || { echo "FAIL: no screenshot written"; exit 1; }
 colours=$(identify -format '%k' "$png")
 size=$(identify -format '%wx%h' "$png")
 echo "screenshot $png: $size, $colours distinct colours"
 [ "$colours" -gt 5 ] || { echo "FAIL: the window looks blank"; exit 1; }
+[ -s "$XDG_CONFIG_HOME/lit-studio/recent.json" ] || { echo "FAIL: the loaded model was not remembered"; exit 1; }

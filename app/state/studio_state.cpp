@@ -1,0 +1,447 @@
+#include "app/state/studio_state.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "kernels/cuda_support.h"
+#include "weights/atomic_file.h"
+#include "weights/error.h"
+#include "weights/image_io.h"
+
+namespace fs = std::filesystem;
+
+namespace lit::studio {
+namespace {
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// "model.pt" for "/models/model.pt", "sd-vae-ft-ema" for "/vae/sd-vae-ft-ema/".
+std::string file_name(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  return path.empty() ? "" : fs::path(path).lexically_normal().filename().string();
+}
+
+// Whole-string number parsing: nothing when the text is not exactly a number.
+std::optional<int64_t> parse_int(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  const long long v = std::strtoll(text.c_str(), &end, 10);
+  if (errno || *end) return std::nullopt;
+  return v;
+}
+std::optional<uint64_t> parse_uint(const std::string& text) {
+  if (text.empty() || text[0] == '-') return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+  if (errno || *end) return std::nullopt;
+  return v;
+}
+std::optional<double> parse_double(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (*end || !std::isfinite(v)) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------
+// Settings
+// ---------------------------------------------------------------------------------------------------------
+bool Settings::operator==(const Settings& o) const {
+  return model_path == o.model_path && vae_path == o.vae_path && conditioning == o.conditioning &&
+         sampler == o.sampler && steps == o.steps && eta == o.eta && cfg_scale == o.cfg_scale &&
+         cfg_all_channels == o.cfg_all_channels && seed == o.seed && random_seed == o.random_seed &&
+         batch_count == o.batch_count && device == o.device && dtype == o.dtype && preview_every == o.preview_every;
+}
+
+std::vector<std::string> available_devices() {
+  std::vector<std::string> out = {"cpu"};
+  if (kernels::cuda_available()) out.emplace_back("cuda");
+  return out;
+}
+
+std::optional<std::string> canonical_sampler(const std::string& name) {
+  std::string n = lower(name);
+  n.erase(std::remove(n.begin(), n.end(), ' '), n.end());
+  if (n == "ddpm" || n == "ddim") return n;
+  if (n == "dpm++2m" || n == "dpmpp2m" || n == "dpm-solver++" || n == "dpmsolver++") return std::string("dpm++2m");
+  return std::nullopt;
+}
+
+std::optional<std::string> canonical_dtype(const std::string& name) {
+  const std::string n = lower(name);
+  if (n == "fp32" || n == "float32") return std::string("fp32");
+  if (n == "bf16" || n == "bfloat16") return std::string("bf16");
+  if (n == "fp16" || n == "float16") return std::string("fp16");
+  return std::nullopt;
+}
+
+uint64_t random_seed() {
+  static std::mt19937_64 engine{std::random_device{}()};
+  static std::mutex mutex;
+  const std::lock_guard<std::mutex> lock(mutex);
+  return engine() & 0xffffffffULL;
+}
+
+uint64_t seed_for_run(Settings& settings) {
+  if (settings.random_seed) settings.seed = random_seed();
+  return settings.seed;
+}
+
+void validate_settings(const Settings& s) {
+  if (!canonical_sampler(s.sampler)) throw Error("sampler '" + s.sampler + "': use ddpm, ddim or dpm++2m");
+  if (s.steps < 1 || s.steps > 1000) throw Error("steps must be 1..1000, got " + std::to_string(s.steps));
+  if (!(s.eta >= 0) || !std::isfinite(s.eta)) throw Error("eta must be a number >= 0");
+  if (!(s.cfg_scale >= 0) || !std::isfinite(s.cfg_scale)) throw Error("guidance scale must be a number >= 0");
+  if (s.batch_count < 1 || s.batch_count > 1000)
+    throw Error("batch count must be 1..1000, got " + std::to_string(s.batch_count));
+  if (!canonical_dtype(s.dtype)) throw Error("precision '" + s.dtype + "': use fp32, bf16 or fp16");
+  const auto devices = available_devices();
+  if (std::find(devices.begin(), devices.end(), s.device) == devices.end())
+    throw Error("device '" + s.device + "' is not available here (" + kernels::cuda_summary() + ")");
+  if (s.preview_every < 0) throw Error("preview interval must not be negative");
+}
+
+int64_t ModelInfo::label_for(const Conditioning& c) const {
+  if (c.kind == Conditioning::Kind::Unconditional || !class_conditional) return num_classes;
+  return c.class_id;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Parameters text
+// ---------------------------------------------------------------------------------------------------------
+GenerationParams image_params(const Settings& s, const ModelInfo& model, uint64_t run_seed, int64_t index) {
+  // The fields and their order are `lit generate`'s (tools/generate_job.cpp image_params), so that images
+  // from both read the same.
+  GenerationParams p;
+  const int64_t label = model.label_for(s.conditioning);
+  const bool unconditional = label == model.num_classes;
+  p.prompt = unconditional ? "unconditional" : model.classes.names.at(static_cast<size_t>(label));
+  p.set("Steps", std::to_string(s.steps));
+  p.set("Sampler", s.sampler);
+  p.set("CFG scale", unconditional ? "1" : format_number(s.cfg_scale));
+  p.set("Seed", std::to_string(run_seed + static_cast<uint64_t>(index)));
+  p.set("Size", std::to_string(model.image_size) + "x" + std::to_string(model.image_size));
+  p.set("Model", file_name(model.path));
+  p.set("Class", unconditional ? "unconditional" : std::to_string(label));
+  if (!model.vae_path.empty()) p.set("VAE", file_name(model.vae_path));
+  p.set("Guidance channels", s.cfg_all_channels ? "all" : "dit");
+  if (s.sampler == "ddim") p.set("Eta", format_number(s.eta));
+  p.set("Dtype", s.dtype);
+  p.set("Architecture", model.architecture);
+  p.set("Run seed", std::to_string(run_seed));
+  p.set("Image index", std::to_string(index));
+  return p;
+}
+
+RestoredSettings settings_from_params(const GenerationParams& params, const Settings& base, const ModelInfo* model) {
+  if (params.fields.empty() && params.prompt.empty()) throw Error("the image carries no generation parameters");
+  RestoredSettings r;
+  Settings& s = r.settings;
+  s = base;
+  auto note = [&](const std::string& line) { r.notes.push_back(line); };
+
+  if (auto v = params.get("Steps")) {
+    const auto n = parse_int(*v);
+    if (n && *n >= 1 && *n <= 1000)
+      s.steps = *n;
+    else
+      note("Steps '" + *v + "' is not a step count, kept " + std::to_string(s.steps));
+  }
+  if (auto v = params.get("Sampler")) {
+    if (auto name = canonical_sampler(*v))
+      s.sampler = *name;
+    else
+      note("sampler '" + *v + "' is not one of ddpm, ddim, dpm++2m; kept " + s.sampler);
+  }
+  if (auto v = params.get("CFG scale")) {
+    const auto x = parse_double(*v);
+    if (x && *x >= 0)
+      s.cfg_scale = *x;
+    else
+      note("CFG scale '" + *v + "' is not a number, kept " + format_number(s.cfg_scale));
+  }
+  if (auto v = params.get("Seed")) {
+    if (auto seed = parse_uint(*v)) {
+      s.seed = *seed;
+      s.random_seed = false;
+    } else {
+      note("Seed '" + *v + "' is not a seed");
+    }
+  }
+  if (auto v = params.get("Guidance channels")) {
+    if (*v == "all" || *v == "dit")
+      s.cfg_all_channels = *v == "all";
+    else
+      note("Guidance channels '" + *v + "' is neither dit nor all");
+  }
+  if (auto v = params.get("Eta")) {
+    const auto x = parse_double(*v);
+    if (x && *x >= 0) s.eta = *x;
+  }
+  if (auto v = params.get("Dtype")) {
+    if (auto d = canonical_dtype(*v))
+      s.dtype = *d;
+    else
+      note("precision '" + *v + "' is not fp32, bf16 or fp16");
+  }
+
+  // The class: our "Class" field, else the prompt as a class name or id.
+  const std::optional<std::string> class_field = params.get("Class");
+  const std::string cls = class_field ? *class_field : params.prompt;
+  if (lower(cls) == "unconditional") {
+    s.conditioning.kind = Conditioning::Kind::Unconditional;
+  } else if (!cls.empty()) {
+    const auto id = parse_int(cls);
+    if (model && model->class_conditional) {
+      try {
+        s.conditioning.class_id = id ? *id : parse_class(cls, model->classes);
+        if (s.conditioning.class_id < 0 || s.conditioning.class_id >= model->num_classes)
+          throw Error("class " + cls + " is not one of the model's " + std::to_string(model->num_classes));
+        s.conditioning.kind = Conditioning::Kind::Class;
+      } catch (const Error& e) {
+        s.conditioning = base.conditioning;
+        note(std::string("class: ") + e.what());
+      }
+    } else if (id && *id >= 0) {
+      s.conditioning = {Conditioning::Kind::Class, *id};
+    } else {
+      note("class '" + cls + "' cannot be read without a class-conditional model");
+    }
+  }
+
+  if (model) {
+    if (auto v = params.get("Size");
+        v && *v != std::to_string(model->image_size) + "x" + std::to_string(model->image_size))
+      note("made at " + *v + ", the loaded model makes " + std::to_string(model->image_size) + "x" +
+           std::to_string(model->image_size));
+    if (auto v = params.get("Model"); v && *v != file_name(model->path))
+      note("made with model " + *v + "; the loaded model is " + file_name(model->path));
+    const auto vae = params.get("VAE");
+    if (vae.value_or("") != file_name(model->vae_path))
+      note("made with VAE '" + vae.value_or("none") + "'; loaded: '" +
+           (model->vae_path.empty() ? "none" : file_name(model->vae_path)) + "'");
+  }
+  return r;
+}
+
+GenerationParams read_png_params(const std::string& path) {
+  const PngInfo info = read_png_info(path);
+  for (const auto& [key, text] : info.text)
+    if (key == kParametersKeyword) return parse_generation_params(text);
+  throw Error(path + ": the PNG carries no generation parameters (no '" + kParametersKeyword + "' text)");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// History
+// ---------------------------------------------------------------------------------------------------------
+at::Tensor make_thumbnail(const at::Tensor& pixels, int64_t max_side) {
+  const int64_t h = pixels.size(0), w = pixels.size(1);
+  if (std::max(h, w) <= max_side) return pixels;
+  const double f = static_cast<double>(max_side) / static_cast<double>(std::max(h, w));
+  const int64_t th = std::max<int64_t>(1, static_cast<int64_t>(std::lround(h * f)));
+  const int64_t tw = std::max<int64_t>(1, static_cast<int64_t>(std::lround(w * f)));
+  const at::Tensor x = pixels.permute({2, 0, 1}).unsqueeze(0).to(at::kFloat);
+  const at::Tensor small = at::adaptive_avg_pool2d(x, {th, tw});
+  return small.squeeze(0).permute({1, 2, 0}).round().clamp(0, 255).to(at::kByte).contiguous();
+}
+
+int64_t History::add(HistoryEntry entry) {
+  entry.id = next_id_++;
+  entry.pixels = entry.pixels.contiguous();
+  entry.thumbnail = make_thumbnail(entry.pixels);
+  entries_.push_back(std::move(entry));
+  if (entries_.size() > capacity_) entries_.erase(entries_.begin());
+  selected_ = entries_.back().id;
+  return selected_;
+}
+
+size_t History::thumbnail_count() const {
+  return static_cast<size_t>(
+      std::count_if(entries_.begin(), entries_.end(), [](const HistoryEntry& e) { return e.thumbnail.defined(); }));
+}
+
+const HistoryEntry* History::find(int64_t id) const {
+  for (const auto& e : entries_)
+    if (e.id == id) return &e;
+  return nullptr;
+}
+
+const HistoryEntry* History::select(int64_t id) {
+  const HistoryEntry* e = find(id);
+  if (e) selected_ = id;
+  return e;
+}
+
+const HistoryEntry* History::selected() const {
+  return find(selected_);
+}
+
+void History::set_saved_path(int64_t id, const std::string& path) {
+  for (auto& e : entries_)
+    if (e.id == id) e.saved_path = path;
+}
+
+void History::clear() {
+  entries_.clear();
+  selected_ = 0;
+}
+
+void save_entry(const HistoryEntry& entry, const std::string& path) {
+  if (path.empty()) throw Error("save: no file name given");
+  ImageWriteOptions options;
+  if (!entry.params.fields.empty() || !entry.params.prompt.empty())
+    options.text.emplace_back(kParametersKeyword, format_generation_params(entry.params));
+  write_image(path, entry.pixels, options);
+}
+
+std::string suggest_save_path(const std::string& dir, const HistoryEntry& entry) {
+  const std::string stem = "lit-studio-" + entry.params.get("Seed").value_or(std::to_string(entry.id));
+  for (int k = 1;; ++k) {
+    const fs::path p = fs::path(dir) / (stem + (k == 1 ? "" : "-" + std::to_string(k)) + ".png");
+    std::error_code ec;
+    if (!fs::exists(p, ec)) return p.string();
+  }
+}
+
+HistoryEntry open_image(const std::string& path, const Settings& base, const ModelInfo* model,
+                        std::vector<std::string>* notes) {
+  HistoryEntry e;
+  e.pixels = read_image(path);
+  e.source = path;
+  e.settings = base;
+  if (looks_like_png(path)) {
+    const PngInfo info = read_png_info(path);
+    for (const auto& [key, text] : info.text)
+      if (key == kParametersKeyword) e.params = parse_generation_params(text);
+  }
+  if (e.params.fields.empty() && e.params.prompt.empty()) {
+    if (notes) notes->push_back(path + " carries no generation parameters; settings unchanged");
+    return e;
+  }
+  RestoredSettings r = settings_from_params(e.params, base, model);
+  e.settings = r.settings;
+  if (notes) notes->insert(notes->end(), r.notes.begin(), r.notes.end());
+  return e;
+}
+
+DisplaySize fit_image(int64_t width, int64_t height, float box_width, float box_height) {
+  DisplaySize d;
+  if (width <= 0 || height <= 0 || box_width <= 0 || box_height <= 0) return d;
+  const float fit = std::min(box_width / static_cast<float>(width), box_height / static_cast<float>(height));
+  d.scale = fit >= 1 ? std::floor(fit) : fit;
+  d.width = static_cast<float>(width) * d.scale;
+  d.height = static_cast<float>(height) * d.scale;
+  return d;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Files
+// ---------------------------------------------------------------------------------------------------------
+std::string RecentFiles::default_path() {
+  if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg && *xdg)
+    return std::string(xdg) + "/lit-studio/recent.json";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : ".") + "/.config/lit-studio/recent.json";
+}
+
+void RecentFiles::load() {
+  lists_.clear();
+  std::ifstream in(path_);
+  if (!in) return;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("recent files " + path_ + " is not valid JSON (" + one_line(e.what()) + ")");
+  }
+  if (!j.is_object()) throw Error("recent files " + path_ + ": expected a JSON object");
+  for (const auto& [kind, files] : j.items()) {
+    if (!files.is_array()) continue;
+    std::vector<std::string> list;
+    for (const auto& f : files)
+      if (f.is_string() && list.size() < per_kind_) list.push_back(f.get<std::string>());
+    lists_.emplace_back(kind, std::move(list));
+  }
+}
+
+void RecentFiles::save() const {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [kind, files] : lists_) j[kind] = files;
+  const std::string text = j.dump(2) + "\n";
+  std::error_code ec;
+  const fs::path dir = fs::path(path_).parent_path();
+  if (!dir.empty()) fs::create_directories(dir, ec);
+  if (ec) throw Error("cannot create " + dir.string() + ": " + ec.message());
+  AtomicFile out(path_);
+  out.write(text.data(), text.size());
+  out.commit();
+}
+
+void RecentFiles::add(const std::string& kind, const std::string& file) {
+  if (file.empty()) return;
+  auto it = std::find_if(lists_.begin(), lists_.end(), [&](const auto& l) { return l.first == kind; });
+  if (it == lists_.end()) it = lists_.insert(lists_.end(), {kind, {}});
+  auto& list = it->second;
+  list.erase(std::remove(list.begin(), list.end(), file), list.end());
+  list.insert(list.begin(), file);
+  if (list.size() > per_kind_) list.resize(per_kind_);
+}
+
+std::vector<std::string> RecentFiles::list(const std::string& kind) const {
+  for (const auto& [k, files] : lists_)
+    if (k == kind) return files;
+  return {};
+}
+
+std::vector<DirectoryEntry> list_directory(const std::string& dir, const std::vector<std::string>& extensions) {
+  std::error_code ec;
+  fs::directory_iterator it(dir.empty() ? "." : dir, fs::directory_options::skip_permission_denied, ec);
+  if (ec) throw Error("cannot read folder " + dir + ": " + ec.message());
+  std::vector<DirectoryEntry> dirs, files;
+  for (; it != fs::directory_iterator(); it.increment(ec)) {
+    if (ec) break;
+    const std::string name = it->path().filename().string();
+    if (name.empty() || name[0] == '.') continue;
+    std::error_code e2;
+    if (it->is_directory(e2)) {
+      dirs.push_back({name, true, 0});
+    } else {
+      const std::string ext = lower(it->path().extension().string());
+      if (!extensions.empty() && std::find(extensions.begin(), extensions.end(), ext) == extensions.end()) continue;
+      const auto size = it->file_size(e2);
+      files.push_back({name, false, e2 ? 0 : static_cast<int64_t>(size)});
+    }
+  }
+  auto by_name = [](const DirectoryEntry& a, const DirectoryEntry& b) { return a.name < b.name; };
+  std::sort(dirs.begin(), dirs.end(), by_name);
+  std::sort(files.begin(), files.end(), by_name);
+  std::vector<DirectoryEntry> out;
+  const fs::path abs = fs::absolute(dir.empty() ? "." : dir).lexically_normal();
+  if (abs.has_relative_path() && abs != abs.root_path()) out.push_back({"..", true, 0});
+  out.insert(out.end(), dirs.begin(), dirs.end());
+  out.insert(out.end(), files.begin(), files.end());
+  return out;
+}
+
+std::string one_line(const std::string& message) {
+  const size_t end = message.find('\n');
+  return end == std::string::npos ? message : message.substr(0, end);
+}
+
+}  // namespace lit::studio
