@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "weights/error.h"
+#include "weights/generation_params.h"
 #include "weights/image_io.h"
 #include "weights/npy.h"
 
@@ -85,6 +86,7 @@ FidInput open_fid_input(const std::string& path) {
       has_images = true;
       in.pixels = array;
     }
+    if (name == "arr_1") in.labels = array;
   }
   if (has_mu) in.stats = statistics_from_arrays(arrays, path);
   if (has_images) {
@@ -93,6 +95,13 @@ FidInput open_fid_input(const std::string& path) {
       throw Error(path + ": arr_0 must be uint8 images (N, H, W, 3), got " +
                   std::string(c10::toString(p.scalar_type())) + " " + shape_string(p.sizes()));
     if (p.size(0) == 0) throw Error(path + ": arr_0 holds no images");
+    if (in.labels.defined()) {
+      const at::Tensor& l = in.labels;
+      if ((l.scalar_type() != at::kLong && l.scalar_type() != at::kInt) || l.dim() != 1 || l.size(0) != p.size(0))
+        throw Error(path + ": arr_1 must be the class labels, int64 or int32 (" + std::to_string(p.size(0)) +
+                    ",), got " + std::string(c10::toString(l.scalar_type())) + " " + shape_string(l.sizes()));
+      in.labels = l.to(at::kLong);
+    }
     in.kind = FidInputKind::ImageBatch;
     return in;
   }
@@ -101,6 +110,19 @@ FidInput open_fid_input(const std::string& path) {
                 (names.empty() ? std::string("none") : names));
   in.kind = FidInputKind::Statistics;
   return in;
+}
+
+at::Tensor read_folder_labels(const std::vector<std::string>& files) {
+  std::vector<int64_t> labels;
+  for (const auto& file : files) {
+    if (!looks_like_png(file)) return {};
+    std::optional<std::string> label;
+    for (const auto& [key, text] : read_png_info(file).text)
+      if (key == kParametersKeyword) label = parse_generation_params(text).get("Class");
+    if (!label || label->empty() || label->find_first_not_of("0123456789") != std::string::npos) return {};
+    labels.push_back(std::stoll(*label));
+  }
+  return at::tensor(labels, at::kLong);
 }
 
 at::Tensor image_to_unit_rgb(const at::Tensor& pixels) {

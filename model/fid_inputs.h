@@ -3,6 +3,7 @@
 //   - an `.npz` image batch with `arr_0`, uint8 (N, H, W, 3), as `lit generate --npz` and the ADM evaluator
 //     write them; an ADM reference batch also holds `mu`, `sigma`, which are then used as its statistics;
 //   - an `.npz` of statistics (`mu`, `sigma`), as pytorch-fid and clean-fid write them.
+// An image batch may carry its class labels as `arr_1` (int64 or int32, N), guided-diffusion's convention.
 // Preprocessing is pytorch-fid's: every image RGB (gray expanded, alpha dropped: PIL's convert("RGB")), to
 // float32 in [0, 1] by x / 255 (torchvision's ToTensor); the feature network does the rest (for Inception:
 // the bilinear resize to 299 and the scaling to [-1, 1]).
@@ -30,6 +31,7 @@ struct FidInput {
   std::vector<std::string> files;          // ImageFolder: the images, sorted by path
   at::Tensor pixels;                       // ImageBatch: arr_0, uint8 (N, H, W, C) on the CPU
   std::optional<FeatureStatistics> stats;  // Statistics, or a batch that carries mu, sigma (ADM reference)
+  at::Tensor labels;  // (N,) int64 class labels when the input carries them (an .npz's arr_1), else undefined
 
   bool has_images() const { return kind != FidInputKind::Statistics; }
   int64_t num_images() const;  // 0 for statistics
@@ -39,6 +41,10 @@ struct FidInput {
 // only listed). Throws lit::Error naming the path: missing, an empty folder, an .npz holding neither arr_0 nor
 // mu/sigma, a malformed arr_0.
 FidInput open_fid_input(const std::string& path);
+
+// The class labels of a folder written by `lit generate`: the "Class: N" field of each PNG's parameters, (N,)
+// int64 in the folder's order, or an undefined tensor when some image has none (or is not a PNG).
+at::Tensor read_folder_labels(const std::vector<std::string>& files);
 
 // Image files under `folder`, recursively, by extension (png, jpg, jpeg, bmp, webp, tif, tiff, pgm, ppm, the
 // extensions pytorch-fid accepts, any case), sorted. Throws lit::Error when there are none.

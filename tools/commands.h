@@ -19,6 +19,7 @@ void add_extract_latents_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_fid_command(CLI::App& app);
+void add_train_classifier_command(CLI::App& app);
 void add_vae_command(CLI::App& app);
 
 }  // namespace lit::cli

@@ -262,8 +262,9 @@ GenerationParams image_params(const GenerateOptions& o, const ModelConfig& confi
   return p;
 }
 
-// arr_0 (N, H, W, 3) uint8 streamed into a .npy on disk, then stored in the zip without being held in memory.
-void write_samples_npz(const std::string& path, const RunPaths& paths, int64_t n) {
+// arr_0 (N, H, W, 3) uint8 streamed into a .npy on disk, then stored in the zip without being held in memory;
+// arr_1: the (N,) int64 class labels, guided-diffusion's convention, when `labels` is not empty.
+void write_samples_npz(const std::string& path, const RunPaths& paths, int64_t n, const std::vector<int64_t>& labels) {
   at::Tensor first = read_image(paths.image(0));
   const int64_t h = first.size(0), w = first.size(1), c = first.size(2);
   AtomicPath tmp_npy(path + ".arr_0.npy");
@@ -282,6 +283,11 @@ void write_samples_npz(const std::string& path, const RunPaths& paths, int64_t n
   }
   ZipWriter zip(path);
   zip.add_file("arr_0.npy", tmp_npy.temp_path(), /*compress=*/false);
+  const std::string labels_header = npy_header(at::kLong, {n});  // libzip reads it at commit()
+  if (!labels.empty())
+    zip.add("arr_1.npy",
+            {{labels_header.data(), labels_header.size()}, {labels.data(), labels.size() * sizeof(int64_t)}},
+            /*compress=*/false);
   zip.commit();
   std::remove(tmp_npy.temp_path().c_str());
 }
@@ -462,7 +468,12 @@ int64_t run_generate(const GenerateOptions& options, const std::atomic<bool>* ca
     }
     write_image(o.grid, contact_sheet(images, sheet));
   }
-  if (!o.npz.empty()) write_samples_npz(o.npz, paths, o.num_images);
+  if (!o.npz.empty()) {
+    const bool labelled = config.num_classes > 0 && std::all_of(labels.begin(), labels.end(), [&](int64_t l) {
+                            return l >= 0 && l < config.num_classes;
+                          });
+    write_samples_npz(o.npz, paths, o.num_images, labelled ? labels : std::vector<int64_t>());
+  }
   if (!o.save_latents.empty()) {
     std::vector<at::Tensor> all;
     for (int64_t i = 0; i < o.num_images; ++i) all.push_back(read_latents(paths.latent(i)));

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   lit::cli::add_generate_command(app);
   lit::cli::add_bench_command(app);
   lit::cli::add_fid_command(app);
+  lit::cli::add_train_classifier_command(app);
   lit::cli::add_vae_command(app);
   try {
     app.parse(argc, argv);

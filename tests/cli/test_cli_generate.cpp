@@ -104,11 +104,14 @@ TEST(CliGenerate, LatentModelWithVaeWritesEveryOutput) {
   }
   EXPECT_TRUE(fs::exists(dir + "/run.json"));
   const auto arrays = read_npz(npz);
-  ASSERT_EQ(arrays.size(), 1u);
+  ASSERT_EQ(arrays.size(), 2u);  // arr_0 the images, arr_1 their class labels (guided-diffusion's convention)
   EXPECT_EQ(arrays[0].first, "arr_0");
   EXPECT_EQ(arrays[0].second.sizes(), (std::vector<int64_t>{3, 64, 64, 3}));
   EXPECT_EQ(arrays[0].second.scalar_type(), at::kByte);
   EXPECT_TRUE(at::equal(arrays[0].second[2], read_image(dir + "/000002.png")));
+  EXPECT_EQ(arrays[1].first, "arr_1");
+  EXPECT_EQ(arrays[1].second.scalar_type(), at::kLong);
+  EXPECT_TRUE(at::equal(arrays[1].second, at::full({3}, 4, at::kLong)));
   EXPECT_EQ(read_latents(lat).sizes(), (std::vector<int64_t>{3, 4, 8, 8}));
   const at::Tensor sheet = read_image(grid);
   EXPECT_EQ(sheet.size(0), 2 * (64 + 2) + 2);  // 2 x 2 sheet with 2-pixel borders
