@@ -31,10 +31,17 @@ at::Tensor modulate_reference(const at::Tensor& x, const at::Tensor& shift, cons
 namespace {
 bool cuda_dtype(at::ScalarType t, cuda::DType* out) {
   switch (t) {
-    case at::kFloat: *out = cuda::DType::F32; return true;
-    case at::kHalf: *out = cuda::DType::F16; return true;
-    case at::kBFloat16: *out = cuda::DType::BF16; return true;
-    default: return false;
+    case at::kFloat:
+      *out = cuda::DType::F32;
+      return true;
+    case at::kHalf:
+      *out = cuda::DType::F16;
+      return true;
+    case at::kBFloat16:
+      *out = cuda::DType::BF16;
+      return true;
+    default:
+      return false;
   }
 }
 }  // namespace

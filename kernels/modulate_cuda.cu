@@ -80,14 +80,17 @@ __global__ void modulate_v2(const T* __restrict__ x, const T* __restrict__ shift
 }
 
 void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) throw std::runtime_error(std::string("modulate (CUDA) ") + what + ": " + cudaGetErrorString(err));
+  if (err != cudaSuccess)
+    throw std::runtime_error(std::string("modulate (CUDA) ") + what + ": " + cudaGetErrorString(err));
 }
 
-size_t element_size(DType dtype) { return dtype == DType::F32 ? 4 : 2; }
+size_t element_size(DType dtype) {
+  return dtype == DType::F32 ? 4 : 2;
+}
 
 template <typename T>
-void launch(int version, const void* x, const void* shift, const void* scale, void* out, int64_t batch,
-            int64_t tokens, int64_t dim, cudaStream_t stream) {
+void launch(int version, const void* x, const void* shift, const void* scale, void* out, int64_t batch, int64_t tokens,
+            int64_t dim, cudaStream_t stream) {
   const int64_t total = batch * tokens * dim;
   if (total == 0) return;
   constexpr int kThreads = 256;
@@ -120,18 +123,22 @@ bool modulate_vectorizable(DType dtype, const void* x, const void* shift, const 
          aligned(scale) && aligned(out);
 }
 
-void modulate(int version, DType dtype, const void* x, const void* shift, const void* scale, void* out,
-              int64_t batch, int64_t tokens, int64_t dim, void* stream) {
+void modulate(int version, DType dtype, const void* x, const void* shift, const void* scale, void* out, int64_t batch,
+              int64_t tokens, int64_t dim, void* stream) {
   const bool vec_ok = modulate_vectorizable(dtype, x, shift, scale, out, dim);
   if (version == 0) version = vec_ok ? 2 : 1;
   if (version == 2 && !vec_ok)
     throw std::runtime_error("modulate (CUDA) v2 needs 16-byte aligned rows (D * element size % 16 == 0)");
-  if (version != 1 && version != 2) throw std::runtime_error("modulate (CUDA): no kernel version " + std::to_string(version));
+  if (version != 1 && version != 2)
+    throw std::runtime_error("modulate (CUDA): no kernel version " + std::to_string(version));
   auto s = static_cast<cudaStream_t>(stream);
   switch (dtype) {
-    case DType::F32: return launch<float>(version, x, shift, scale, out, batch, tokens, dim, s);
-    case DType::F16: return launch<__half>(version, x, shift, scale, out, batch, tokens, dim, s);
-    case DType::BF16: return launch<__nv_bfloat16>(version, x, shift, scale, out, batch, tokens, dim, s);
+    case DType::F32:
+      return launch<float>(version, x, shift, scale, out, batch, tokens, dim, s);
+    case DType::F16:
+      return launch<__half>(version, x, shift, scale, out, batch, tokens, dim, s);
+    case DType::BF16:
+      return launch<__nv_bfloat16>(version, x, shift, scale, out, batch, tokens, dim, s);
   }
 }
 

@@ -3,14 +3,16 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <cstdio>
 #include <string>
-#include <sys/wait.h>
 
 namespace lit::test {
 
-inline std::string fixture(const std::string& rel) { return std::string(LIT_FIXTURES_DIR) + "/" + rel; }
+inline std::string fixture(const std::string& rel) {
+  return std::string(LIT_FIXTURES_DIR) + "/" + rel;
+}
 
 // A path under the build tree's test scratch folder, unique per test.
 inline std::string temp_path(const std::string& name) {

@@ -29,7 +29,9 @@ std::string ProgressBar::format_duration(double s) {
   return buf;
 }
 
-void ProgressBar::update(int64_t done, const std::string& detail) { draw(done, detail, false); }
+void ProgressBar::update(int64_t done, const std::string& detail) {
+  draw(done, detail, false);
+}
 
 void ProgressBar::draw(int64_t done, const std::string& detail, bool force) {
   const auto now = std::chrono::steady_clock::now();

@@ -24,9 +24,8 @@ constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
 const std::vector<std::pair<std::string, at::ScalarType>>& dtype_table() {
   static const std::vector<std::pair<std::string, at::ScalarType>> table = {
-      {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf},   {"BF16", at::kBFloat16},
-      {"I64", at::kLong},   {"I32", at::kInt},   {"I16", at::kShort},  {"I8", at::kChar},
-      {"U8", at::kByte},    {"BOOL", at::kBool},
+      {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf}, {"BF16", at::kBFloat16}, {"I64", at::kLong},
+      {"I32", at::kInt},    {"I16", at::kShort}, {"I8", at::kChar},  {"U8", at::kByte},       {"BOOL", at::kBool},
   };
   return table;
 }
@@ -86,8 +85,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
 
   const uint64_t header_size = read_le64(bytes);
   if (header_size > kMaxHeaderBytes || header_size > file_size - 8)
-    throw fail("corrupt safetensors header: header length " + std::to_string(header_size) +
-               " exceeds the file size " + std::to_string(file_size));
+    throw fail("corrupt safetensors header: header length " + std::to_string(header_size) + " exceeds the file size " +
+               std::to_string(file_size));
   file.data_offset_ = 8 + header_size;
   const uint64_t data_size = file_size - file.data_offset_;
 
@@ -109,8 +108,7 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
       continue;
     }
     auto bad = [&](const std::string& what) { return fail("tensor '" + key + "': " + what); };
-    if (!value.is_object() || !value.contains("dtype") || !value.contains("shape") ||
-        !value.contains("data_offsets"))
+    if (!value.is_object() || !value.contains("dtype") || !value.contains("shape") || !value.contains("data_offsets"))
       throw bad("entry needs dtype, shape and data_offsets");
     SafetensorsEntry e;
     e.name = key;
@@ -152,15 +150,16 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   std::stable_sort(file.entries_.begin(), file.entries_.end(),
                    [](const SafetensorsEntry& a, const SafetensorsEntry& b) { return a.begin < b.begin; });
   for (size_t i = 0; i < file.entries_.size(); ++i) {
-    if (i > 0 && file.entries_[i].begin < file.entries_[i - 1].end &&
-        file.entries_[i].begin != file.entries_[i].end)
+    if (i > 0 && file.entries_[i].begin < file.entries_[i - 1].end && file.entries_[i].begin != file.entries_[i].end)
       throw fail("tensors '" + file.entries_[i - 1].name + "' and '" + file.entries_[i].name + "' overlap");
     file.index_[file.entries_[i].name] = i;
   }
   return file;
 }
 
-bool SafetensorsFile::contains(const std::string& name) const { return index_.count(name) != 0; }
+bool SafetensorsFile::contains(const std::string& name) const {
+  return index_.count(name) != 0;
+}
 
 const SafetensorsEntry& SafetensorsFile::entry(const std::string& name) const {
   auto it = index_.find(name);
@@ -200,8 +199,7 @@ bool looks_like_safetensors(const std::string& path) {
   return n >= 2 && n <= kMaxHeaderBytes && head[8] == '{';
 }
 
-void write_safetensors(const std::string& path,
-                       const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) {

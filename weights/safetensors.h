@@ -34,7 +34,7 @@ class SafetensorsFile {
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   bool contains(const std::string& name) const;
   const SafetensorsEntry& entry(const std::string& name) const;  // throws lit::Error if absent
-  at::Tensor tensor(const std::string& name) const;               // throws lit::Error if absent
+  at::Tensor tensor(const std::string& name) const;              // throws lit::Error if absent
   // All tensors, in file order.
   std::vector<std::pair<std::string, at::Tensor>> tensors() const;
 
@@ -53,8 +53,7 @@ bool looks_like_safetensors(const std::string& path);
 
 // Writes tensors (any device or layout; stored contiguous, on the CPU) and string metadata, atomically.
 // Names must be unique. Throws lit::Error.
-void write_safetensors(const std::string& path,
-                       const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
 // The safetensors dtype name of a scalar type and back ("F32" <-> at::kFloat ...); throws lit::Error.

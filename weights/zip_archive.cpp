@@ -164,8 +164,7 @@ void ZipReader::Stream::finish() {
 namespace {
 
 // Adds an entry from a libzip source (taking ownership of it) with the given compression.
-void add_source(zip_t* archive, const std::string& path, const std::string& name, zip_source_t* source,
-                bool compress) {
+void add_source(zip_t* archive, const std::string& path, const std::string& name, zip_source_t* source, bool compress) {
   const zip_int64_t index = zip_file_add(archive, name.c_str(), source, ZIP_FL_ENC_UTF_8);
   if (index < 0) {
     zip_source_free(source);

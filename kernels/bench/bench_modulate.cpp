@@ -70,8 +70,7 @@ int main() {
     return 0;
   }
 #ifdef LIT_WITH_CUDA
-  std::printf("%-6s %-10s %10s %10s %12s %10s\n", "dtype", "version", "median_us", "GB/s", "vs_reference",
-              "of_floor");
+  std::printf("%-6s %-10s %10s %10s %12s %10s\n", "dtype", "version", "median_us", "GB/s", "vs_reference", "of_floor");
   for (auto dtype : {at::kFloat, at::kBFloat16}) {
     const auto opts = at::TensorOptions().device(at::kCUDA).dtype(dtype);
     // Several input sets, rotated, so that repeated runs do not just hit the L2 cache.
@@ -85,17 +84,26 @@ int main() {
     }
     const double bytes = 2.0 * xs[0].numel() * xs[0].element_size();
     int k = 0;
-    const double copy_ms = time_cuda_ms([&] { outs[k % kSets].copy_(xs[k % kSets]); ++k; });
+    const double copy_ms = time_cuda_ms([&] {
+      outs[k % kSets].copy_(xs[k % kSets]);
+      ++k;
+    });
     const double floor_ms = copy_ms;  // same bytes moved
-    const double ref_ms = time_cuda_ms([&] { lit::kernels::modulate_reference(xs[k % kSets], shs[k % kSets], scs[k % kSets]); ++k; });
+    const double ref_ms = time_cuda_ms([&] {
+      lit::kernels::modulate_reference(xs[k % kSets], shs[k % kSets], scs[k % kSets]);
+      ++k;
+    });
     auto row = [&](const char* name, double ms) {
-      std::printf("%-6s %-10s %10.1f %10.0f %11.2fx %9.0f%%\n", dtype == at::kFloat ? "fp32" : "bf16", name,
-                  ms * 1e3, bytes / ms / 1e6, ref_ms / ms, 100.0 * floor_ms / ms);
+      std::printf("%-6s %-10s %10.1f %10.0f %11.2fx %9.0f%%\n", dtype == at::kFloat ? "fp32" : "bf16", name, ms * 1e3,
+                  bytes / ms / 1e6, ref_ms / ms, 100.0 * floor_ms / ms);
     };
     row("copy", copy_ms);
     row("aten_ref", ref_ms);
     for (int v : {1, 2}) {
-      const double ms = time_cuda_ms([&] { lit::kernels::modulate_cuda(xs[k % kSets], shs[k % kSets], scs[k % kSets], v); ++k; });
+      const double ms = time_cuda_ms([&] {
+        lit::kernels::modulate_cuda(xs[k % kSets], shs[k % kSets], scs[k % kSets], v);
+        ++k;
+      });
       row(v == 1 ? "v1" : "v2", ms);
     }
   }

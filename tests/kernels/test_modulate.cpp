@@ -46,8 +46,8 @@ TEST_P(ModulateCuda, MatchesTheReferenceOnRandomInputs) {
       EXPECT_THROW(kernels::modulate_cuda(x, shift, scale, version), c10::Error);
       continue;
     }
-    const at::Tensor ref = kernels::modulate_reference(x.cpu().to(at::kDouble), shift.cpu().to(at::kDouble),
-                                                       scale.cpu().to(at::kDouble));
+    const at::Tensor ref =
+        kernels::modulate_reference(x.cpu().to(at::kDouble), shift.cpu().to(at::kDouble), scale.cpu().to(at::kDouble));
     const at::Tensor out = kernels::modulate_cuda(x, shift, scale, version);
     const double err = test::rel_error(out, ref);
     EXPECT_LE(err, tol) << "shape " << s[0] << "x" << s[1] << "x" << s[2];

@@ -113,8 +113,9 @@ TEST(Safetensors, RejectsCorruptHeaders) {
       {make_file(R"({"w":{"dtype":"F32","shape":[4]}})", data), "data_offsets"},
       {make_file(R"({"w":{"dtype":"U8","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,16]}})", data),
        "overflows"},
-      {make_file(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
-                 data),
+      {make_file(
+           R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
+           data),
        "overlap"},
   };
   for (const auto& c : cases) {
