@@ -148,7 +148,8 @@ StepLosses Trainer::losses(const at::Tensor& x_start, const at::Tensor& t, const
     return student_->forward(x, tt, student_labels).to(at::kFloat);
   };
   StepLosses out;
-  if (teacher_) {
+  // With both KD weights 0 the teacher's predictions would be multiplied by 0: it is not run at all.
+  if (teacher_ && (options_.kd.lambda_eps != 0 || options_.kd.lambda_var != 0)) {
     const ModelFn teacher = [&](const at::Tensor& x, const at::Tensor& tt) {
       return teacher_->forward(x, tt, teacher_labels.to(device)).to(at::kFloat);
     };
