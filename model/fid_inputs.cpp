@@ -117,8 +117,8 @@ at::Tensor read_folder_labels(const std::vector<std::string>& files) {
   for (const auto& file : files) {
     if (!looks_like_png(file)) return {};
     std::optional<std::string> label;
-    for (const auto& [key, text] : read_png_info(file).text)
-      if (key == kParametersKeyword) label = parse_generation_params(text).get("Class");
+    if (const auto text = find_parameters_text(read_png_info(file).text))
+      label = parse_generation_params(*text).get("Class");
     if (!label || label->empty() || label->find_first_not_of("0123456789") != std::string::npos) return {};
     labels.push_back(std::stoll(*label));
   }

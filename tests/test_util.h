@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 namespace lit::test {
@@ -28,6 +29,13 @@ inline double rel_error(const at::Tensor& a, const at::Tensor& b) {
   const double denom = b64.norm().item<double>();
   const double num = (a64 - b64).norm().item<double>();
   return denom == 0 ? num : num / denom;
+}
+
+// temp_path(name) as an empty place: whatever an earlier run left there is removed.
+inline std::string fresh_temp_dir(const std::string& name) {
+  const std::string dir = temp_path(name);
+  std::filesystem::remove_all(dir);
+  return dir;
 }
 
 struct CommandResult {

@@ -176,4 +176,10 @@ std::string format_number(double value) {
   return buf;
 }
 
+std::optional<std::string> find_parameters_text(const std::vector<std::pair<std::string, std::string>>& chunks) {
+  for (const auto& [key, text] : chunks)
+    if (key == kParametersKeyword) return text;
+  return std::nullopt;
+}
+
 }  // namespace lit

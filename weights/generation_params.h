@@ -46,6 +46,9 @@ std::string format_generation_params(const GenerationParams& params);
 // starting with "Negative prompt:", and the negative prompt after that.
 GenerationParams parse_generation_params(const std::string& text);
 
+// The first "parameters" text among a PNG's text chunks (PngInfo::text, as (keyword, text) pairs), or nothing.
+std::optional<std::string> find_parameters_text(const std::vector<std::pair<std::string, std::string>>& chunks);
+
 // Decimal text for numbers in fields: "4", "1.5", "0.18215" (shortest form that reads back exactly).
 std::string format_number(double value);
 

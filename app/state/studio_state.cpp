@@ -241,9 +241,7 @@ RestoredSettings settings_from_params(const GenerationParams& params, const Sett
 }
 
 GenerationParams read_png_params(const std::string& path) {
-  const PngInfo info = read_png_info(path);
-  for (const auto& [key, text] : info.text)
-    if (key == kParametersKeyword) return parse_generation_params(text);
+  if (const auto text = find_parameters_text(read_png_info(path).text)) return parse_generation_params(*text);
   throw Error(path + ": the PNG carries no generation parameters (no '" + kParametersKeyword + "' text)");
 }
 
@@ -326,9 +324,7 @@ HistoryEntry open_image(const std::string& path, const Settings& base, const Mod
   e.source = path;
   e.settings = base;
   if (looks_like_png(path)) {
-    const PngInfo info = read_png_info(path);
-    for (const auto& [key, text] : info.text)
-      if (key == kParametersKeyword) e.params = parse_generation_params(text);
+    if (const auto text = find_parameters_text(read_png_info(path).text)) e.params = parse_generation_params(*text);
   }
   if (e.params.fields.empty() && e.params.prompt.empty()) {
     if (notes) notes->push_back(path + " carries no generation parameters; settings unchanged");

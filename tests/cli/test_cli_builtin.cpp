@@ -22,18 +22,7 @@ using test::temp_path;
 
 const std::string kLit = LIT_CLI_PATH;
 
-std::string fresh_dir(const std::string& name) {
-  const std::string dir = temp_path(name);
-  fs::remove_all(dir);
-  return dir;
-}
-
-std::string png_parameters(const std::string& png) {
-  for (const auto& [key, value] : read_png_info(png).text)
-    if (key == kParametersKeyword) return value;
-  return "";
-}
-
+using test::fresh_temp_dir;
 TEST(BuiltinModel, IsShippedWithItsConfigAndClassNames) {
   const std::optional<std::string> path = find_builtin_model();
   ASSERT_TRUE(path.has_value()) << "model/builtin/lit-fmnist.safetensors is part of the repository";
@@ -47,12 +36,13 @@ TEST(BuiltinModel, IsShippedWithItsConfigAndClassNames) {
 }
 
 TEST(BuiltinModel, GenerateWithoutModelUsesItWithClassNames) {
-  const std::string dir = fresh_dir("builtin_run");
+  const std::string dir = fresh_temp_dir("builtin_run");
   const auto r =
       run_command(kLit + " generate -q --class Sneaker --class 'ankle boot' -n 2 --sampler dpm++2m --steps 3 -o " +
                   dir + " --grid " + dir + "/sheet.png --grid-scale 2 --grid-labels --grid-columns 2");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  const GenerationParams p = parse_generation_params(png_parameters(dir + "/000001.png"));
+  const GenerationParams p =
+      parse_generation_params(find_parameters_text(read_png_info(dir + "/000001.png").text).value_or(""));
   EXPECT_EQ(p.prompt, "Ankle boot");
   EXPECT_EQ(p.get("Model").value_or(""), "lit-fmnist.safetensors");
   EXPECT_EQ(p.get("Class").value_or(""), "9");
@@ -66,7 +56,7 @@ TEST(BuiltinModel, GenerateWithoutModelUsesItWithClassNames) {
 }
 
 TEST(BuiltinModel, GridOptionsAreCheckedBeforeSampling) {
-  const std::string dir = fresh_dir("builtin_bad");
+  const std::string dir = fresh_temp_dir("builtin_bad");
   for (const std::string& args : std::vector<std::string>{"--grid-labels", "--grid " + dir + "/s.png --grid-scale 0",
                                                           "--all-classes --class Bag", "--class Jacket"}) {
     const auto r = run_command(kLit + " generate -q -n 1 --steps 2 -o " + dir + " " + args);

@@ -30,13 +30,7 @@ std::string read_file(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// A fresh output folder for this test.
-std::string fresh_dir(const std::string& name) {
-  const std::string dir = temp_path(name);
-  fs::remove_all(dir);
-  return dir;
-}
-
+using test::fresh_temp_dir;
 // A tiny pixel-space model (1 channel, 8x8, 10 classes), random weights, saved with its config.
 std::string pixel_model() {
   const std::string path = temp_path("pixel.safetensors");
@@ -66,7 +60,7 @@ TEST(CliGenerate, InitNoiseDdim25ReproducesTheReferenceSample) {
   write_latents(noise, ref.tensor("z"));
   const auto labels = ref.tensor("ddim25.labels");
   const std::string out = temp_path("ddim25_latents.safetensors");
-  const std::string dir = fresh_dir("ddim25");
+  const std::string dir = fresh_temp_dir("ddim25");
   const auto r = run_command(generate("-o " + dir + " -n 2 --sampler ddim --steps 25 --cfg-scale 1 --class " +
                                       std::to_string(labels[0].item<int64_t>()) + " --class " +
                                       std::to_string(labels[1].item<int64_t>()) + " --init-noise " + noise +
@@ -77,7 +71,7 @@ TEST(CliGenerate, InitNoiseDdim25ReproducesTheReferenceSample) {
 }
 
 TEST(CliGenerate, LatentModelWithVaeWritesEveryOutput) {
-  const std::string dir = fresh_dir("vae_run");
+  const std::string dir = fresh_temp_dir("vae_run");
   const std::string grid = temp_path("grid.png"), npz = temp_path("samples.npz"), lat = temp_path("lat.safetensors");
   const auto r = run_command(generate("--vae " + kTinyVae + " -o " + dir +
                                       " -n 3 --batch-size 2 --sampler ddim --steps 5 --cfg-scale 2 --class 4 --seed 11 "
@@ -89,11 +83,7 @@ TEST(CliGenerate, LatentModelWithVaeWritesEveryOutput) {
     ASSERT_TRUE(fs::exists(png)) << png;
     const at::Tensor img = read_image(png);
     EXPECT_EQ(img.sizes(), (std::vector<int64_t>{64, 64, 3}));  // 8 latent pixels x 8
-    const PngInfo info = read_png_info(png);
-    std::string text;
-    for (const auto& [k, v] : info.text)
-      if (k == kParametersKeyword) text = v;
-    const GenerationParams p = parse_generation_params(text);
+    const GenerationParams p = parse_generation_params(find_parameters_text(read_png_info(png).text).value_or(""));
     EXPECT_EQ(p.get("Seed").value_or(""), std::to_string(11 + i));
     EXPECT_EQ(p.get("Steps").value_or(""), "5");
     EXPECT_EQ(p.get("Sampler").value_or(""), "ddim");
@@ -119,7 +109,7 @@ TEST(CliGenerate, LatentModelWithVaeWritesEveryOutput) {
 
 TEST(CliGenerate, PixelModelWritesGrayImages) {
   const std::string model = pixel_model();
-  const std::string dir = fresh_dir("pixel");
+  const std::string dir = fresh_temp_dir("pixel");
   const auto r =
       run_command(kLit + " generate -q --model " + model + " -o " + dir + " -n 2 --steps 10 --random-classes --seed 3");
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -129,7 +119,7 @@ TEST(CliGenerate, PixelModelWritesGrayImages) {
 }
 
 TEST(CliGenerate, SameSeedSameFilesWhateverTheBatchSize) {
-  const std::string a = fresh_dir("seed_a"), b = fresh_dir("seed_b");
+  const std::string a = fresh_temp_dir("seed_a"), b = fresh_temp_dir("seed_b");
   const std::string common =
       "--vae " + kTinyVae + " -n 4 --sampler ddpm --steps 6 --cfg-scale 3 --random-classes --seed 5";
   ASSERT_EQ(run_command(generate(common + " --batch-size 4 -o " + a)).exit_code, 0);
@@ -140,7 +130,7 @@ TEST(CliGenerate, SameSeedSameFilesWhateverTheBatchSize) {
     const at::Tensor pa = read_image(a + name).to(at::kInt), pb = read_image(b + name).to(at::kInt);
     EXPECT_LE((pa - pb).abs().max().item<int>(), 1) << name;
   }
-  const std::string c = fresh_dir("seed_c");
+  const std::string c = fresh_temp_dir("seed_c");
   ASSERT_EQ(run_command(generate(common + " --batch-size 4 -o " + c)).exit_code, 0);
   for (int i = 0; i < 4; ++i) {
     const std::string name = "/00000" + std::to_string(i) + ".png";
@@ -149,7 +139,7 @@ TEST(CliGenerate, SameSeedSameFilesWhateverTheBatchSize) {
 }
 
 TEST(CliGenerate, ResumeFinishesAnInterruptedRunIdentically) {
-  const std::string full = fresh_dir("resume_full"), part = fresh_dir("resume_part");
+  const std::string full = fresh_temp_dir("resume_full"), part = fresh_temp_dir("resume_part");
   const std::string common = "--vae " + kTinyVae + " -n 5 --batch-size 2 --sampler ddim --steps 4 --class 1 --class 2";
   ASSERT_EQ(run_command(generate(common + " -o " + full)).exit_code, 0);
   ASSERT_EQ(run_command(generate(common + " -o " + part)).exit_code, 0);
@@ -175,7 +165,7 @@ TEST(CliGenerate, ResumeFinishesAnInterruptedRunIdentically) {
 }
 
 TEST(CliGenerate, KilledRunResumesToTheSameSet) {
-  const std::string full = fresh_dir("kill_full"), part = fresh_dir("kill_part");
+  const std::string full = fresh_temp_dir("kill_full"), part = fresh_temp_dir("kill_part");
   const std::string common = "--vae " + kTinyVae + " -n 6 --batch-size 1 --sampler ddpm --steps 40 --class 3";
   ASSERT_EQ(run_command(generate(common + " -o " + full)).exit_code, 0);
   // Start, kill -9 as soon as the first image exists (or when it has finished), then resume.
@@ -195,7 +185,7 @@ struct BadInput {
 };
 
 TEST(CliGenerate, EveryBadInputIsOneClearLine) {
-  const std::string dir = fresh_dir("errors");
+  const std::string dir = fresh_temp_dir("errors");
   const std::string corrupt = temp_path("corrupt.pt");
   {
     const std::string bytes = read_file(kTinyDiT);

@@ -18,23 +18,29 @@ namespace fs = std::filesystem;
 using train::Trainer;
 using train::TrainOptions;
 
-std::string fresh_dir(const std::string& name) {
-  const std::string dir = temp_path(name);
-  fs::remove_all(dir);
-  return dir;
-}
+// The fixture teacher (dit_tiny.pt), student (lit_tiny.pt) and the batch of training_losses.safetensors.
+struct FixtureStep {
+  DiT teacher = load_model(fixture("dit/dit_tiny.pt")).model;
+  DiT student = load_model(fixture("lit/lit_tiny.pt"), lit_options()).model;
+  SafetensorsFile file = SafetensorsFile::open(fixture("diffusion/training_losses.safetensors"));
+  at::Tensor x0 = file.tensor("x_start"), t = file.tensor("t").to(at::kLong), noise = file.tensor("noise");
+  at::Tensor y = file.tensor("y").to(at::kLong);
+
+  static ModelLoadOptions lit_options() {
+    ModelLoadOptions o;
+    o.config = tiny_lit_config();
+    return o;
+  }
+};
 
 // ---------------------------------------------------------------------------------------------------------
 // One distillation step on the fixture models reproduces the reference's hybrid loss.
 // ---------------------------------------------------------------------------------------------------------
 TEST(Distillation, OneStepOnTheFixtureModelsGivesTheReferenceLoss) {
-  DiT teacher = load_model(fixture("dit/dit_tiny.pt")).model;
-  ModelLoadOptions lit_options;
-  lit_options.config = tiny_lit_config();
-  DiT student = load_model(fixture("lit/lit_tiny.pt"), lit_options).model;
-  const auto file = SafetensorsFile::open(fixture("diffusion/training_losses.safetensors"));
-  const at::Tensor x0 = file.tensor("x_start"), t = file.tensor("t").to(at::kLong), noise = file.tensor("noise");
-  const at::Tensor y = file.tensor("y").to(at::kLong);
+  FixtureStep f;
+  DiT teacher = f.teacher, student = f.student;
+  const SafetensorsFile& file = f.file;
+  const at::Tensor x0 = f.x0, t = f.t, noise = f.noise, y = f.y;
 
   TrainOptions options;
   options.label_dropout = 0;
@@ -74,13 +80,10 @@ TEST(Distillation, ZeroWeightsTurnTheKdTermsOff) {
 
 TEST(Distillation, Bf16AutocastStaysCloseToFloat32) {
   // The mixed-precision path on the CPU (the same code runs on CUDA): float32 master weights, bf16 forward.
-  DiT teacher = load_model(fixture("dit/dit_tiny.pt")).model;
-  ModelLoadOptions lit_options;
-  lit_options.config = tiny_lit_config();
-  DiT student = load_model(fixture("lit/lit_tiny.pt"), lit_options).model;
-  const auto file = SafetensorsFile::open(fixture("diffusion/training_losses.safetensors"));
-  const at::Tensor x0 = file.tensor("x_start"), t = file.tensor("t").to(at::kLong), noise = file.tensor("noise");
-  const at::Tensor y = file.tensor("y").to(at::kLong);
+  FixtureStep f;
+  DiT teacher = f.teacher, student = f.student;
+  const SafetensorsFile& file = f.file;
+  const at::Tensor x0 = f.x0, t = f.t, noise = f.noise, y = f.y;
   TrainOptions options;
   options.bf16 = true;
   Trainer trainer(student, teacher, train::make_synthetic_data({4, 8, 8}, 10, 16), options);
@@ -118,12 +121,12 @@ TEST(Resume, HalfStopResumeHalfEqualsStraightRun) {
   const int64_t n = 6;
   // 7 examples: the data order crosses an epoch boundary inside the run.
   auto data = train::make_synthetic_data({4, 8, 8}, 10, 7);
-  TrainOptions straight_options = resume_options(fresh_dir("straight"));
+  TrainOptions straight_options = resume_options(fresh_temp_dir("straight"));
   straight_options.max_steps = n;
   Trainer straight(fresh_model(tiny_lit_config(), 3), nullptr, data, straight_options);
   straight.run();
 
-  const std::string dir = fresh_dir("stopped");
+  const std::string dir = fresh_temp_dir("stopped");
   {
     TrainOptions o = resume_options(dir);
     o.max_steps = n / 2;
@@ -145,7 +148,7 @@ TEST(Resume, HalfStopResumeHalfEqualsStraightRun) {
 }
 
 TEST(Resume, KeepsTheNewestCheckpoints) {
-  const std::string dir = fresh_dir("keep");
+  const std::string dir = fresh_temp_dir("keep");
   TrainOptions o = resume_options(dir);
   o.max_steps = 5;
   o.checkpoint_every = 1;
