@@ -9,7 +9,20 @@
 // padding k/2, weights shared by all heads) runs on v laid out as (B * heads, d, H, W); its output, read back
 // as (B, D, N) with channel head * d + j, is added to o. The cost is O(N d^2) per head: linear in N.
 //
-// One entry point: the ATen reference on any device today; a CUDA kernel will sit behind the same function.
+// One entry point, linear_attention(): on CUDA tensors of bf16 or fp16 (when this build has CUDA kernels) the
+// fused kernels of linear_attention_cuda.cu, with a fused backward when gradients are recorded; the ATen
+// reference everywhere else (float32 stays exact float32, on any device).
+//
+// The fused path computes, per (batch, head), with Q = phi(q), K = phi(k) and float32 accumulation:
+//   state S = K^T V / N (d x d, float32), m = sum_n K_n / N (d, float32)        one reduction over tokens
+//   o_n = (Q_n S) z_n with z_n = 1 / (Q_n . m + 1e-6), plus dwc(v)              one pass over the queries
+// (N^-1/2 N^-1/2 = 1/N, and Q . mean(K) = Q . m). The backward, with g_n = dO_n . (Q_n S) and
+// A = relu'(q), B = relu'(k) the masks of phi:
+//   dq_n = A * (z_n dO_n S^T - z_n^2 g_n m)
+//   dS = sum_n Q_n^T (z_n dO_n),  dm = -sum_n z_n^2 g_n Q_n
+//   dk_n = B * (V_n dS^T + dm) / N,  dv_n = K_n dS / N  (+ the convolution's own gradient)
+// linear_attention_core_backward_reference() writes that algebra in ATen ops; tests check it against
+// autograd, and the CUDA backward against both.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -27,5 +40,26 @@ at::Tensor linear_attention(const at::Tensor& q, const at::Tensor& k, const at::
 at::Tensor linear_attention_reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                                       const at::Tensor& dwc_weight, const at::Tensor& dwc_bias, int64_t grid_h,
                                       int64_t grid_w);
+
+// The attention alone, without the depthwise convolution: (phi(q) S) z, heads merged. Reference ops.
+at::Tensor linear_attention_core_reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                           int64_t heads);
+
+struct LinearAttentionGrads {
+  at::Tensor q, k, v;
+};
+// The gradients of linear_attention_core_reference() for an output gradient grad_out, by the formulas above.
+LinearAttentionGrads linear_attention_core_backward_reference(const at::Tensor& q, const at::Tensor& k,
+                                                              const at::Tensor& v, int64_t heads,
+                                                              const at::Tensor& grad_out);
+
+// The CUDA kernels by themselves, for tests and benchmarks (throw when this build has none, or for inputs
+// that are not CUDA bf16/fp16 tensors):
+// the fused forward including the depthwise convolution, recording nothing for autograd;
+at::Tensor linear_attention_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
+                                 const at::Tensor& dwc_weight, const at::Tensor& dwc_bias, int64_t grid_h,
+                                 int64_t grid_w);
+// the attention alone as an autograd function (forward and backward kernels), as training uses it.
+at::Tensor linear_attention_core_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads);
 
 }  // namespace lit::kernels

@@ -3,9 +3,9 @@
 
 #include <cstdint>
 
-namespace lit::kernels::cuda {
+#include "kernels/cuda_types.h"
 
-enum class DType { F32, F16, BF16 };
+namespace lit::kernels::cuda {
 
 // out[b, n, d] = x[b, n, d] * (1 + scale[b, d]) + shift[b, d]; all tensors contiguous.
 // version 1: one element per thread; version 2: 16-byte vectors (needs D * sizeof(T) % 16 == 0 and

@@ -4,58 +4,18 @@
 // here on a buffer of the same size).
 #include <ATen/ATen.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
-#include <functional>
 #include <vector>
 
+#include "kernels/bench/bench_util.h"
 #include "kernels/cuda_support.h"
 #include "kernels/modulate.h"
 
-#ifdef LIT_WITH_CUDA
-#include <ATen/cuda/CUDAEvent.h>
-#include <c10/cuda/CUDAStream.h>
-#endif
-
 namespace {
-
-constexpr int kWarmup = 10;
-constexpr int kRepeats = 100;
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 #ifdef LIT_WITH_CUDA
-double time_cuda_ms(const std::function<void()>& fn) {
-  for (int i = 0; i < kWarmup; ++i) fn();
-  std::vector<double> times;
-  const auto stream = c10::cuda::getCurrentCUDAStream();
-  for (int i = 0; i < kRepeats; ++i) {
-    at::cuda::CUDAEvent start(cudaEventDefault), stop(cudaEventDefault);
-    start.record(stream);
-    fn();
-    stop.record(stream);
-    stop.synchronize();
-    times.push_back(start.elapsed_time(stop));
-  }
-  return median(times);
-}
+using lit::bench::time_cuda_ms;
 #endif
-
-double time_cpu_ms(const std::function<void()>& fn) {
-  for (int i = 0; i < 3; ++i) fn();
-  std::vector<double> times;
-  for (int i = 0; i < 20; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return median(times);
-}
-
+using lit::bench::time_cpu_ms;
 }  // namespace
 
 int main() {

@@ -1,0 +1,150 @@
+// The fused linear attention: its backward algebra against autograd (CPU, every build), then the CUDA
+// kernels against the float64 CPU reference on fresh random inputs (skipped without a GPU).
+#include <ATen/core/grad_mode.h>
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cmath>
+#include <tuple>
+
+#include "kernels/cuda_support.h"
+#include "kernels/linear_attention.h"
+#include "tests/test_util.h"
+
+namespace lit {
+namespace {
+
+// The backward formulas of linear_attention.h reproduce autograd through the reference ops, in float64,
+// with several heads, negative inputs (the relu masks) and a token count that is not a power of two.
+TEST(LinearAttentionBackward, FormulasMatchAutograd) {
+  at::manual_seed(3);
+  const std::vector<std::array<int64_t, 4>> shapes = {{2, 15, 12, 3}, {1, 64, 32, 2}, {3, 7, 5, 1}};  // B N D h
+  for (const auto& s : shapes) {
+    const auto f64 = at::TensorOptions().dtype(at::kDouble);
+    const at::Tensor q = at::randn({s[0], s[1], s[2]}, f64).requires_grad_();
+    const at::Tensor k = at::randn({s[0], s[1], s[2]}, f64).requires_grad_();
+    const at::Tensor v = at::randn({s[0], s[1], s[2]}, f64).requires_grad_();
+    const at::Tensor grad = at::randn({s[0], s[1], s[2]}, f64);
+    const at::Tensor out = kernels::linear_attention_core_reference(q, k, v, s[3]);
+    out.backward(grad);
+    const at::NoGradGuard no_grad;
+    const kernels::LinearAttentionGrads g =
+        kernels::linear_attention_core_backward_reference(q.detach(), k.detach(), v.detach(), s[3], grad);
+    EXPECT_LE(test::rel_error(g.q, q.grad()), 1e-10) << "dq, N " << s[1];
+    EXPECT_LE(test::rel_error(g.k, k.grad()), 1e-10) << "dk, N " << s[1];
+    EXPECT_LE(test::rel_error(g.v, v.grad()), 1e-10) << "dv, N " << s[1];
+  }
+}
+
+TEST(LinearAttentionBackward, ReferencePlusConvolutionIsTheFullReference) {
+  at::manual_seed(4);
+  const at::Tensor q = at::randn({2, 12, 8}), k = at::randn({2, 12, 8}), v = at::randn({2, 12, 8});
+  const at::Tensor w = at::zeros({4, 1, 3, 3}), b = at::zeros({4});
+  EXPECT_LE(test::rel_error(kernels::linear_attention_reference(q, k, v, 2, w, b, 3, 4),
+                            kernels::linear_attention_core_reference(q, k, v, 2)),
+            1e-7);
+}
+
+TEST(LinearAttentionCuda, KernelEntryPointsRejectCpuTensors) {
+  const at::Tensor x = at::randn({1, 4, 8});
+  EXPECT_THROW(kernels::linear_attention_cuda(x, x, x, 2, at::randn({4, 1, 3, 3}), at::randn({4}), 2, 2), c10::Error);
+  EXPECT_THROW(kernels::linear_attention_core_cuda(x, x, x, 2), c10::Error);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// CUDA
+// ---------------------------------------------------------------------------------------------------------
+struct Shape {
+  int64_t batch, grid_h, grid_w, dim, heads;
+};
+
+// LiT-XL/2 at 256 px (4 heads of 288) and 512 px (2 of 576), LiT-S/2 (2 of 192), the softmax model's head
+// size at N = 4096 (16 of 72), and shapes the 16-byte path cannot take (d = 20, 33 tokens, d = 12).
+const std::vector<Shape> kShapes = {{2, 16, 16, 1152, 4},  {1, 32, 32, 1152, 2}, {3, 8, 8, 384, 2},
+                                    {1, 64, 64, 1152, 16}, {2, 5, 7, 60, 3},     {1, 3, 11, 48, 4}};
+
+class LinearAttentionCudaTest : public ::testing::TestWithParam<at::ScalarType> {
+ protected:
+  void SetUp() override {
+    if (!kernels::cuda_available()) GTEST_SKIP() << "no CUDA device in this build/machine: " << kernels::cuda_summary();
+  }
+  at::TensorOptions opts() const { return at::TensorOptions().device(at::kCUDA).dtype(GetParam()); }
+};
+
+// Fills the allocator's free blocks with NaN, so that an output element a kernel forgot to write shows up.
+void poison_cuda_allocator() {
+  for (int64_t mb : {1, 8, 64, 256}) at::full({mb << 18}, NAN, at::TensorOptions().device(at::kCUDA));
+}
+
+at::Tensor cpu64(const at::Tensor& t) {
+  return t.detach().to(at::kCPU, at::kDouble);
+}
+
+TEST_P(LinearAttentionCudaTest, FusedForwardMatchesTheFloat64Reference) {
+  for (const Shape& s : kShapes) {
+    const int64_t N = s.grid_h * s.grid_w, d = s.dim / s.heads;
+    const at::Tensor q = at::randn({s.batch, N, s.dim}, opts());
+    const at::Tensor kv = at::randn({s.batch, N, 2 * s.dim}, opts());  // k and v as views, like the model's
+    const at::Tensor k = kv.narrow(2, 0, s.dim), v = kv.narrow(2, s.dim, s.dim);
+    const at::Tensor w = at::randn({d, 1, 5, 5}, opts()) * 0.2, b = at::randn({d}, opts());
+    poison_cuda_allocator();
+    const at::Tensor out = kernels::linear_attention_cuda(q, k, v, s.heads, w, b, s.grid_h, s.grid_w);
+    const at::Tensor ref = kernels::linear_attention_reference(cpu64(q), cpu64(k), cpu64(v), s.heads, cpu64(w),
+                                                               cpu64(b), s.grid_h, s.grid_w);
+    const std::string where = "B " + std::to_string(s.batch) + " N " + std::to_string(N) + " d " + std::to_string(d);
+    EXPECT_TRUE(at::isfinite(out).all().item<bool>()) << where;
+    EXPECT_LE(test::rel_error(out, ref), 1e-2) << where;
+    // The attention alone (no convolution) too: the convolution must not hide an error of the products.
+    const at::Tensor core =
+        kernels::linear_attention_cuda(q, k, v, s.heads, at::zeros_like(w), at::zeros_like(b), s.grid_h, s.grid_w);
+    EXPECT_LE(test::rel_error(core, kernels::linear_attention_core_reference(cpu64(q), cpu64(k), cpu64(v), s.heads)),
+              1e-2)
+        << where;
+  }
+}
+
+TEST_P(LinearAttentionCudaTest, ForwardIsDeterministicAndTheDispatchUsesIt) {
+  const at::Tensor q = at::randn({2, 1024, 1152}, opts()), kv = at::randn({2, 1024, 2304}, opts());
+  const at::Tensor k = kv.narrow(2, 0, 1152), v = kv.narrow(2, 1152, 1152);
+  const at::Tensor w = at::randn({288, 1, 5, 5}, opts()), b = at::randn({288}, opts());
+  const at::Tensor a = kernels::linear_attention_cuda(q, k, v, 4, w, b, 32, 32);
+  const at::Tensor again = kernels::linear_attention_cuda(q, k, v, 4, w, b, 32, 32);
+  EXPECT_TRUE(at::equal(a, again)) << "two runs on the same inputs differ";
+  const at::NoGradGuard no_grad;
+  EXPECT_TRUE(at::equal(a, kernels::linear_attention(q, k, v, 4, w, b, 32, 32)));
+}
+
+// Forward and backward through linear_attention() with gradients recorded (the fused attention kernels and
+// ATen's convolution), against autograd through the float64 reference on the CPU.
+TEST_P(LinearAttentionCudaTest, BackwardMatchesFloat64Autograd) {
+  for (const Shape& s : kShapes) {
+    const int64_t N = s.grid_h * s.grid_w, d = s.dim / s.heads;
+    const at::Tensor q = at::randn({s.batch, N, s.dim}, opts()).requires_grad_();
+    const at::Tensor kv = at::randn({s.batch, N, 2 * s.dim}, opts()).requires_grad_();
+    const at::Tensor w = (at::randn({d, 1, 5, 5}, opts()) * 0.2).requires_grad_();
+    const at::Tensor b = at::randn({d}, opts()).requires_grad_();
+    const at::Tensor grad = at::randn({s.batch, N, s.dim}, opts());
+    const at::Tensor out = kernels::linear_attention(q, kv.narrow(2, 0, s.dim), kv.narrow(2, s.dim, s.dim), s.heads, w,
+                                                     b, s.grid_h, s.grid_w);
+    out.backward(grad);
+
+    const at::Tensor q64 = cpu64(q).requires_grad_(), kv64 = cpu64(kv).requires_grad_();
+    const at::Tensor w64 = cpu64(w).requires_grad_(), b64 = cpu64(b).requires_grad_();
+    const at::Tensor ref = kernels::linear_attention_reference(
+        q64, kv64.narrow(2, 0, s.dim), kv64.narrow(2, s.dim, s.dim), s.heads, w64, b64, s.grid_h, s.grid_w);
+    ref.backward(cpu64(grad));
+    const std::string where = "B " + std::to_string(s.batch) + " N " + std::to_string(N) + " d " + std::to_string(d);
+    EXPECT_LE(test::rel_error(out, ref), 1e-2) << where;
+    for (const auto& [name, got, want] :
+         {std::tuple{"dq", q.grad(), q64.grad()}, std::tuple{"dk|dv", kv.grad(), kv64.grad()},
+          std::tuple{"dweight", w.grad(), w64.grad()}, std::tuple{"dbias", b.grad(), b64.grad()}}) {
+      EXPECT_TRUE(at::isfinite(got).all().item<bool>()) << name << " " << where;
+      EXPECT_LE(test::rel_error(got, want), 1e-2) << name << " " << where;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Bf16AndFp16, LinearAttentionCudaTest, ::testing::Values(at::kBFloat16, at::kHalf));
+
+}  // namespace
+}  // namespace lit
