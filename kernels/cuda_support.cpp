@@ -1,6 +1,7 @@
 #include "kernels/cuda_support.h"
 
 #include <ATen/Context.h>
+#include <ATen/core/grad_mode.h>
 
 #ifdef LIT_WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -23,6 +24,13 @@ void use_exact_float32() {
   context.setAllowTF32CuDNN(false);
   context.setDeterministicCuDNN(true);
   context.setBenchmarkCuDNN(false);
+}
+
+bool records_grad(std::initializer_list<at::Tensor> tensors) {
+  if (!at::GradMode::is_enabled()) return false;
+  for (const at::Tensor& t : tensors)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
 }
 
 bool cuda_available() {

@@ -1,6 +1,9 @@
 // Whether this build carries CUDA kernels, and whether a CUDA device is usable at run time.
 #pragma once
 
+#include <ATen/ATen.h>
+
+#include <initializer_list>
 #include <string>
 
 namespace lit::kernels {
@@ -14,5 +17,10 @@ cuda_summary();  // one line for --version / inspect: "CUDA: off in this build",
 // default, ~1e-3 relative error), and cuDNN picks deterministic algorithms, so that a command run twice, or
 // resumed, writes the same bytes. bf16/fp16 paths are unaffected. Front ends call it once at start-up.
 void use_exact_float32();
+
+// Whether autograd would record an operation on these tensors (grad mode on and one of them requires grad).
+// A raw CUDA kernel records nothing, so the dispatchers take the kernels only when this is false (or when the
+// kernel comes with its own backward).
+bool records_grad(std::initializer_list<at::Tensor> tensors);
 
 }  // namespace lit::kernels

@@ -11,6 +11,7 @@
 
 #include <stdexcept>
 
+#include "kernels/cuda_support.h"
 #include "kernels/linear_attention_cuda.h"
 #endif
 
@@ -161,7 +162,7 @@ void run_launcher(Fn&& fn) {
 // The reduction over tokens with its split partial sums added up: (B*h, d, d) and, when colsum, (B*h, d).
 std::pair<at::Tensor, at::Tensor> run_state(cuda::DType dtype, const cuda::Problem& p, cuda::StateArgs args,
                                             bool colsum, const at::TensorOptions& f32) {
-  const int splits = cuda::state_splits(p);
+  const int splits = cuda::state_splits(p, args);
   const int64_t bh = p.batch * p.heads, d = p.head_dim;
   at::Tensor state = at::empty({splits, bh, d, d}, f32);
   at::Tensor sums = colsum ? at::empty({splits, bh, d}, f32) : at::Tensor();
@@ -182,16 +183,35 @@ struct CoreForward {
   at::Tensor out, state, m, z;
 };
 
-// out = (phi(q) S) z (+ dwc(v) when dwc_weight is defined).
+// Whether a (B, N, D) token tensor can be read in 16-byte vectors.
+bool rows16(const at::Tensor& t, int64_t d) {
+  return d % 8 == 0 && t.stride(1) % 8 == 0 && reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+}
+
+// The state as the product kernel v2 reads it: rounded to the element type, and the rest rounded again.
+std::pair<at::Tensor, at::Tensor> split_state(const at::Tensor& state, at::ScalarType dtype) {
+  const at::Tensor hi = state.to(dtype);
+  return {hi, (state - hi.to(at::kFloat)).to(dtype)};
+}
+
+// out = (phi(q) S) z (+ dwc(v) when dwc_weight is defined). keep: also return the float32 state and z (the
+// backward needs them). version: see linear_attention_cuda().
 CoreForward core_forward(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in, int64_t heads,
                          const at::Tensor& dwc_weight, const at::Tensor& dwc_bias, int64_t grid_h, int64_t grid_w,
-                         bool keep_z) {
+                         bool keep, int version) {
   const cuda::DType dtype = checked_dtype(q_in, k_in, v_in, "linear_attention_cuda");
+  TORCH_CHECK(version >= 0 && version <= 3, "linear_attention_cuda: no kernel version ", version);
   const c10::cuda::CUDAGuard guard(q_in.device());
   const at::Tensor q = token_layout(q_in), k = token_layout(k_in), v = token_layout(v_in);
   const cuda::Problem p = problem_of(q, heads);
   const auto f32 = q.options().dtype(at::kFloat);
   const float inv_n = 1.0f / static_cast<float>(p.tokens);
+  const int64_t bh = p.batch * p.heads, d = p.head_dim;
+  const bool v2 = version != 1 && rows16(q, d) && rows16(k, d) && rows16(v, d);
+  TORCH_CHECK(v2 || version < 2, "linear_attention_cuda: version ", version,
+              " needs head dims and strides that are "
+              "multiples of 8 elements");
+  const bool low = version != 3;
 
   cuda::StateArgs sa;
   sa.x = view_of(k);
@@ -199,32 +219,55 @@ CoreForward core_forward(const at::Tensor& q_in, const at::Tensor& k_in, const a
   sa.y = view_of(v);
   sa.alpha = inv_n;
   sa.col_alpha = inv_n;
+  sa.version = v2 ? 2 : 1;
   CoreForward f;
-  std::tie(f.state, f.m) = run_state(dtype, p, sa, /*colsum=*/true, f32);
+  at::Tensor s_hi, s_lo;
+  if (v2 && cuda::state_splits(p, sa) == 1) {
+    // One split: the reduction writes the pair directly (and the float32 state only when kept).
+    s_hi = at::empty({bh, d, d}, q.options());
+    s_lo = low ? at::empty({bh, d, d}, q.options()) : at::Tensor();
+    if (keep) f.state = at::empty({bh, d, d}, f32);
+    f.m = at::empty({bh, d}, f32);
+    sa.state = keep ? f.state.data_ptr<float>() : nullptr;
+    sa.state_hi = s_hi.data_ptr();
+    sa.state_lo = low ? s_lo.data_ptr() : nullptr;
+    sa.colsum = f.m.data_ptr<float>();
+    run_launcher([&] { cuda::linear_attention_state(dtype, p, sa, current_stream()); });
+  } else {
+    std::tie(f.state, f.m) = run_state(dtype, p, sa, /*colsum=*/true, f32);
+    if (v2) std::tie(s_hi, s_lo) = split_state(f.state, q.scalar_type());
+  }
 
   f.out = at::empty({p.batch, p.tokens, p.heads * p.head_dim}, q.options());
   cuda::ApplyArgs aa;
   if (dwc_weight.defined()) {
-    const at::Tensor w = dwc_weight.to(f32).contiguous();
+    const int64_t kk = dwc_weight.size(2);
+    const at::Tensor w = dwc_weight.to(f32).reshape({d, kk * kk}).t().contiguous();  // tap-major (k*k, d)
     const at::Tensor b = dwc_bias.defined() ? dwc_bias.to(f32).contiguous() : at::Tensor();
     cuda::DwcArgs da;
     da.v = view_of(v);
     da.weight = w.data_ptr<float>();
     da.bias = b.defined() ? b.data_ptr<float>() : nullptr;
-    da.kernel = static_cast<int>(dwc_weight.size(2));
+    da.kernel = static_cast<int>(kk);
     da.grid_h = grid_h;
     da.grid_w = grid_w;
     da.out = f.out.data_ptr();
     da.out_row_stride = f.out.stride(1);
+    da.version = version == 1 ? 1 : 0;
     run_launcher([&] { cuda::depthwise_conv_tokens(dtype, p, da, current_stream()); });
     aa.accumulate = true;
   }
-  if (keep_z) f.z = at::empty({p.batch * p.heads, p.tokens}, f32);
+  if (keep) f.z = at::empty({bh, p.tokens}, f32);
   aa.a = view_of(q);
   aa.a_transform = cuda::Transform::Phi;
-  aa.s = f.state.data_ptr<float>();
+  if (v2) {
+    aa.s_hi = s_hi.data_ptr();
+    aa.s_lo = low ? s_lo.data_ptr() : nullptr;
+  } else {
+    aa.s = f.state.data_ptr<float>();
+  }
   aa.z_m = f.m.data_ptr<float>();
-  aa.z_out = keep_z ? f.z.data_ptr<float>() : nullptr;
+  aa.z_out = keep ? f.z.data_ptr<float>() : nullptr;
   aa.out = f.out.data_ptr();
   aa.out_row_stride = f.out.stride(1);
   run_launcher([&] { cuda::linear_attention_apply(dtype, p, aa, current_stream()); });
@@ -298,7 +341,7 @@ LinearAttentionGrads core_backward(const at::Tensor& q_in, const at::Tensor& k_i
 struct LinearAttentionCore : public torch::autograd::Function<LinearAttentionCore> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
                             const at::Tensor& v, int64_t heads) {
-    const CoreForward f = core_forward(q, k, v, heads, at::Tensor(), at::Tensor(), 0, 0, /*keep_z=*/true);
+    const CoreForward f = core_forward(q, k, v, heads, at::Tensor(), at::Tensor(), 0, 0, /*keep=*/true, 0);
     ctx->save_for_backward({q, k, v, f.out, f.state, f.m, f.z});
     ctx->saved_data["heads"] = heads;
     return f.out;
@@ -322,33 +365,41 @@ struct LinearAttentionCore : public torch::autograd::Function<LinearAttentionCor
 
 at::Tensor linear_attention_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                                  const at::Tensor& dwc_weight, const at::Tensor& dwc_bias, int64_t grid_h,
-                                 int64_t grid_w) {
+                                 int64_t grid_w, int version) {
   check_arguments(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
   const at::NoGradGuard no_grad;
-  return core_forward(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w, /*keep_z=*/false).out;
+  return core_forward(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w, /*keep=*/false, version).out;
 }
 
 at::Tensor linear_attention_core_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads) {
   TORCH_CHECK(q.dim() == 3 && k.sizes() == q.sizes() && v.sizes() == q.sizes() && heads > 0 && q.size(2) % heads == 0,
               "linear_attention_core_cuda: q, k, v must be (B, N, D) with D divisible by heads");
   checked_dtype(q, k, v, "linear_attention_core_cuda");
+// GCC 13 reports a false -Warray-bounds inside LibTorch's Function::apply (a std::vector<bool>::reserve it
+// inlines); the code is LibTorch's, the warning is not about ours.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Warray-bounds"
+#endif
   return LinearAttentionCore::apply(q, k, v, heads);
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 }
 
 at::Tensor linear_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                             const at::Tensor& dwc_weight, const at::Tensor& dwc_bias, int64_t grid_h, int64_t grid_w) {
   check_arguments(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
   if (!fused_applies(q, k, v)) return linear_attention_reference(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
-  const bool records = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad() ||
-                                                      dwc_weight.requires_grad() || dwc_bias.requires_grad());
-  if (!records) return linear_attention_cuda(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
+  if (!records_grad({q, k, v, dwc_weight, dwc_bias}))
+    return linear_attention_cuda(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
   // Training: the attention's own backward kernels, the convolution through ATen's autograd.
   return linear_attention_core_cuda(q, k, v, heads) +
          depthwise_conv_reference(v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
 }
 #else
 at::Tensor linear_attention_cuda(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, const at::Tensor&,
-                                 const at::Tensor&, int64_t, int64_t) {
+                                 const at::Tensor&, int64_t, int64_t, int) {
   TORCH_CHECK(false, "linear_attention_cuda: this build has no CUDA kernels (configure with LIT_CUDA=ON)");
 }
 

@@ -55,10 +55,14 @@ LinearAttentionGrads linear_attention_core_backward_reference(const at::Tensor& 
 
 // The CUDA kernels by themselves, for tests and benchmarks (throw when this build has none, or for inputs
 // that are not CUDA bf16/fp16 tensors):
-// the fused forward including the depthwise convolution, recording nothing for autograd;
+// the fused forward including the depthwise convolution, recording nothing for autograd. version: 1 the
+// register-staged kernels (any head dim); 2 the asynchronous-copy kernels (head dim and strides multiples
+// of 8), the state entering the product as a high + low pair of bf16/fp16 (~16 mantissa bits); 3 as 2 with
+// the state rounded once to bf16/fp16 for the product (half its tensor-core work, the state's rounding error
+// about that of the bf16 output); 0 the best that applies (2, else 1).
 at::Tensor linear_attention_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                                  const at::Tensor& dwc_weight, const at::Tensor& dwc_bias, int64_t grid_h,
-                                 int64_t grid_w);
+                                 int64_t grid_w, int version = 0);
 // the attention alone as an autograd function (forward and backward kernels), as training uses it.
 at::Tensor linear_attention_core_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads);
 

@@ -74,6 +74,34 @@ bool vectorizable(const HeadMajor& v, int64_t d) {
   return v.data == nullptr || (d % 8 == 0 && v.row_stride % 8 == 0 && aligned16(v.data));
 }
 
+// 16-byte asynchronous copy global -> shared (sm_80+); a chunk outside the problem is zero-filled (no read).
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  const int src_bytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::);
+}
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+}
+
+// phi applied in place to a rows x cols tile in shared memory (row pitch `pitch` elements, cols a multiple
+// of 8), 16 bytes per thread and step: each element once, instead of once per warp that reads it.
+template <typename T, int kThreads>
+__device__ __forceinline__ void phi_in_place(T* tile, int rows, int cols, int pitch) {
+  for (int c = threadIdx.x; c < rows * (cols / 8); c += kThreads) {
+    T* at = tile + (c / (cols / 8)) * pitch + (c % (cols / 8)) * 8;
+    Vec8<T> v;
+    v.raw = *reinterpret_cast<const uint4*>(at);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) v.v[e] = Elem<T>::from_float(transform<Transform::Phi>(Elem<T>::to_float(v.v[e])));
+    *reinterpret_cast<uint4*>(at) = v.raw;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // The state: C = alpha * sum_n f(X_n)^T (r_n Y_n), a (d x d) tile of 64 x 64 per block, tokens in steps of 32
 // ---------------------------------------------------------------------------------------------------------
@@ -400,7 +428,302 @@ __global__ void __launch_bounds__(kApplyThreads) apply_kernel(Problem p, ApplyAr
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Depthwise convolution in token layout: one thread per token and 8 channels (or 1 when not vectorizable)
+// Version 2 of the state (the forward's reduction): 96 x 96 tiles (d = 288 is 3 x 96, no waste), 6 warps of
+// 48 x 32, tokens in steps of 32 copied asynchronously 3 stages deep; phi is applied to each landed X tile
+// in shared memory. Rows past the last token are zero-filled in both X and Y: phi(0) != 0 in X, but
+// the row's Y is 0, so it adds nothing to the state (the column sum checks the bound itself).
+// ---------------------------------------------------------------------------------------------------------
+constexpr int kS2Tile = 96, kS2BK = 32, kS2Stages = 3, kS2Threads = 192, kS2Pad = 8;
+
+template <typename T>
+struct State2Stage {
+  T xs[kS2BK][kS2Tile + kS2Pad];
+  T ys[kS2BK][kS2Tile + kS2Pad];
+};
+template <typename T>
+constexpr size_t state2_smem_bytes() {
+  const size_t stages = kS2Stages * sizeof(State2Stage<T>);
+  const size_t staging = sizeof(float) * kS2Tile * (kS2Tile + 4);
+  return stages > staging ? stages : staging;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kS2Threads) state2_kernel(Problem p, StateArgs a, int tiles_j, int64_t chunk) {
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  auto* stages = reinterpret_cast<State2Stage<T>*>(smem_raw);
+  auto* cs = reinterpret_cast<float(*)[kS2Tile + 4]>(smem_raw);
+
+  const int d = static_cast<int>(p.head_dim);
+  const int ti = blockIdx.x / tiles_j, tj = blockIdx.x % tiles_j;
+  const int i0 = ti * kS2Tile, j0 = tj * kS2Tile;
+  const int64_t bh = blockIdx.y, b = bh / p.heads, h = bh % p.heads;
+  const int split = blockIdx.z;
+  const int64_t n_begin = split * chunk, n_end = min(p.tokens, n_begin + chunk);
+  const T* x = static_cast<const T*>(a.x.data) + b * p.tokens * a.x.row_stride + h * d;
+  const T* y = static_cast<const T*>(a.y.data) + b * p.tokens * a.y.row_stride + h * d;
+  const bool want_colsum = a.colsum != nullptr && tj == 0;
+
+  auto load = [&](int slot, int64_t n0) {
+    for (int c = threadIdx.x; c < kS2BK * (kS2Tile / 8); c += kS2Threads) {
+      const int row = c / (kS2Tile / 8), col = (c % (kS2Tile / 8)) * 8;
+      const int64_t n = n0 + row;
+      const bool xv = n < n_end && i0 + col < d, yv = n < n_end && j0 + col < d;
+      cp_async16(&stages[slot].xs[row][col], xv ? x + n * a.x.row_stride + i0 + col : x, xv);
+      cp_async16(&stages[slot].ys[row][col], yv ? y + n * a.y.row_stride + j0 + col : y, yv);
+    }
+  };
+
+  const int warp = threadIdx.x / 32, wi = warp / 3, wj = warp % 3;  // 2 x 3 warps of 48 x 32
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[3][2];
+#pragma unroll
+  for (int fi = 0; fi < 3; ++fi)
+#pragma unroll
+    for (int fj = 0; fj < 2; ++fj) wmma::fill_fragment(acc[fi][fj], 0.0f);
+
+  const int64_t steps = n_end > n_begin ? (n_end - n_begin + kS2BK - 1) / kS2BK : 0;
+#pragma unroll
+  for (int s = 0; s < kS2Stages - 1; ++s) {
+    if (s < steps) load(s, n_begin + s * kS2BK);
+    cp_async_commit();
+  }
+  float colacc = 0;
+  for (int64_t step = 0; step < steps; ++step) {
+    cp_async_wait<kS2Stages - 2>();
+    __syncthreads();
+    State2Stage<T>& st = stages[step % kS2Stages];
+    phi_in_place<T, kS2Threads>(&st.xs[0][0], kS2BK, kS2Tile, kS2Tile + kS2Pad);  // once per element
+    __syncthreads();
+    const int64_t next = step + kS2Stages - 1;
+    if (next < steps) load(static_cast<int>(next % kS2Stages), n_begin + next * kS2BK);
+    cp_async_commit();
+
+    const int64_t n0 = n_begin + step * kS2BK;
+    if (want_colsum) {  // every thread: a column, half the rows, independent partial sums
+      const int col = threadIdx.x % kS2Tile, r0 = (threadIdx.x / kS2Tile) * (kS2BK / 2);
+      float part[4] = {0, 0, 0, 0};
+#pragma unroll
+      for (int r = 0; r < kS2BK / 2; ++r)
+        if (n0 + r0 + r < n_end) part[r % 4] += Elem<T>::to_float(st.xs[r0 + r][col]);
+      colacc += (part[0] + part[1]) + (part[2] + part[3]);
+    }
+#pragma unroll
+    for (int k = 0; k < kS2BK; k += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::col_major> fa[3];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> fb[2];
+#pragma unroll
+      for (int f = 0; f < 3; ++f) {
+        wmma::load_matrix_sync(fa[f], &st.xs[k][wi * 48 + f * 16], kS2Tile + kS2Pad);
+      }
+#pragma unroll
+      for (int f = 0; f < 2; ++f) wmma::load_matrix_sync(fb[f], &st.ys[k][wj * 32 + f * 16], kS2Tile + kS2Pad);
+#pragma unroll
+      for (int fi = 0; fi < 3; ++fi)
+#pragma unroll
+        for (int fj = 0; fj < 2; ++fj) wmma::mma_sync(acc[fi][fj], fa[fi], fb[fj], acc[fi][fj]);
+    }
+  }
+  cp_async_wait<0>();
+  __syncthreads();  // the stages become the epilogue's staging area
+
+#pragma unroll
+  for (int fi = 0; fi < 3; ++fi)
+#pragma unroll
+    for (int fj = 0; fj < 2; ++fj)
+      wmma::store_matrix_sync(&cs[wi * 48 + fi * 16][wj * 32 + fj * 16], acc[fi][fj], kS2Tile + 4, wmma::mem_row_major);
+  __syncthreads();
+  const int64_t base = (static_cast<int64_t>(split) * p.batch * p.heads + bh) * d * d;
+  T* hi = static_cast<T*>(a.state_hi);
+  T* lo = static_cast<T*>(a.state_lo);
+  for (int idx = threadIdx.x; idx < kS2Tile * kS2Tile; idx += kS2Threads) {
+    const int r = idx / kS2Tile, c = idx % kS2Tile;
+    if (i0 + r >= d || j0 + c >= d) continue;
+    const int64_t at = base + static_cast<int64_t>(i0 + r) * d + j0 + c;
+    const float v = a.alpha * cs[r][c];
+    if (a.state) a.state[at] = v;
+    if (hi) {
+      const T vh = Elem<T>::from_float(v);
+      hi[at] = vh;
+      if (lo) lo[at] = Elem<T>::from_float(v - Elem<T>::to_float(vh));
+    }
+  }
+  if (want_colsum) {  // the two halves of each column meet in shared memory
+    __syncthreads();
+    float* halves = &cs[0][0];
+    halves[threadIdx.x] = colacc;
+    __syncthreads();
+    if (threadIdx.x < kS2Tile && i0 + static_cast<int>(threadIdx.x) < d)
+      a.colsum[(static_cast<int64_t>(split) * p.batch * p.heads + bh) * d + i0 + threadIdx.x] =
+          a.col_alpha * (halves[threadIdx.x] + halves[threadIdx.x + kS2Tile]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Version 2 of the product: 128 tokens x 96 channels per block, 8 warps of 32 x 48, the state's rows in
+// steps of 32, A and the bf16/fp16 state pair copied asynchronously 3 stages deep; phi on each landed A tile.
+// A's zero-filled rows (past the last token) give rows that the epilogue never writes; its zero-filled
+// columns (k >= d) meet zero-filled state rows.
+// ---------------------------------------------------------------------------------------------------------
+constexpr int kA2BM = 128, kA2BN = 96, kA2BK = 32, kA2Stages = 3, kA2Threads = 256, kA2Pad = 8;
+
+template <typename T>
+struct Apply2Stage {
+  T as[kA2BM][kA2BK + kA2Pad];
+  T bhi[kA2BK][kA2BN + kA2Pad];
+  T blo[kA2BK][kA2BN + kA2Pad];
+  float zm[kA2BK];  // the normaliser's vector for these k, zero past d
+};
+template <typename T>
+constexpr size_t apply2_smem_bytes() {
+  const size_t stages = kA2Stages * sizeof(Apply2Stage<T>);
+  const size_t staging = sizeof(float) * kA2BM * (kA2BN + 4);
+  return stages > staging ? stages : staging;
+}
+
+template <typename T, Transform kAf, bool kLow>
+__global__ void __launch_bounds__(kA2Threads, 2) apply2_kernel(Problem p, ApplyArgs a, int tiles_j) {
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  auto* stages = reinterpret_cast<Apply2Stage<T>*>(smem_raw);
+  auto* cs = reinterpret_cast<float(*)[kA2BN + 4]>(smem_raw);
+  __shared__ float row_r[kA2BM];
+
+  const int d = static_cast<int>(p.head_dim);
+  const int tj = blockIdx.x % tiles_j;
+  const int64_t n0 = static_cast<int64_t>(blockIdx.x / tiles_j) * kA2BM;
+  const int j0 = tj * kA2BN;
+  const int64_t bh = blockIdx.y, b = bh / p.heads, h = bh % p.heads;
+  const T* A = static_cast<const T*>(a.a.data) + b * p.tokens * a.a.row_stride + h * d;
+  const T* Shi = static_cast<const T*>(a.s_hi) + bh * d * d;
+  const T* Slo = kLow ? static_cast<const T*>(a.s_lo) + bh * d * d : nullptr;
+  const float* zm = a.z_m ? a.z_m + bh * d : nullptr;
+
+  auto load = [&](int slot, int k0) {
+    for (int c = threadIdx.x; c < kA2BM * (kA2BK / 8); c += kA2Threads) {
+      const int row = c / (kA2BK / 8), col = (c % (kA2BK / 8)) * 8;
+      const int64_t n = n0 + row;
+      const bool v = n < p.tokens && k0 + col < d;
+      cp_async16(&stages[slot].as[row][col], v ? A + n * a.a.row_stride + k0 + col : A, v);
+    }
+    for (int c = threadIdx.x; c < kA2BK * (kA2BN / 8); c += kA2Threads) {
+      const int row = c / (kA2BN / 8), col = (c % (kA2BN / 8)) * 8;
+      const bool v = k0 + row < d && j0 + col < d;
+      const int64_t off = static_cast<int64_t>(k0 + row) * d + j0 + col;
+      cp_async16(&stages[slot].bhi[row][col], v ? Shi + off : Shi, v);
+      if constexpr (kLow) cp_async16(&stages[slot].blo[row][col], v ? Slo + off : Slo, v);
+    }
+    if (zm && threadIdx.x < kA2BK / 4) {
+      const int k = k0 + threadIdx.x * 4;  // d is a multiple of 8 here, so 4 floats are in or out together
+      cp_async16(&stages[slot].zm[threadIdx.x * 4], k < d ? zm + k : zm, k < d);
+    }
+  };
+
+  const int warp = threadIdx.x / 32, wm = warp / 2, wn = warp % 2;  // 4 x 2 warps of 32 x 48
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][3];
+#pragma unroll
+  for (int fi = 0; fi < 2; ++fi)
+#pragma unroll
+    for (int fj = 0; fj < 3; ++fj) wmma::fill_fragment(acc[fi][fj], 0.0f);
+
+  const int z_row = threadIdx.x / 2, z_half = threadIdx.x % 2;
+  float zdot = 0;
+  const int steps = (d + kA2BK - 1) / kA2BK;
+#pragma unroll
+  for (int s = 0; s < kA2Stages - 1; ++s) {
+    if (s < steps) load(s, s * kA2BK);
+    cp_async_commit();
+  }
+  for (int step = 0; step < steps; ++step) {
+    cp_async_wait<kA2Stages - 2>();
+    __syncthreads();
+    Apply2Stage<T>& st = stages[step % kA2Stages];
+    if constexpr (kAf == Transform::Phi) {
+      phi_in_place<T, kA2Threads>(&st.as[0][0], kA2BM, kA2BK, kA2BK + kA2Pad);  // once per element
+      __syncthreads();
+    }
+    const int next = step + kA2Stages - 1;
+    if (next < steps) load(next % kA2Stages, next * kA2BK);
+    cp_async_commit();
+
+    if (zm) {
+      float part[4] = {0, 0, 0, 0};
+#pragma unroll
+      for (int c = 0; c < 16; ++c)
+        part[c % 4] += Elem<T>::to_float(st.as[z_row][z_half * 16 + c]) * st.zm[z_half * 16 + c];
+      zdot += (part[0] + part[1]) + (part[2] + part[3]);
+    }
+#pragma unroll
+    for (int k = 0; k < kA2BK; k += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> fb[3];
+#pragma unroll
+      for (int f = 0; f < 2; ++f) {
+        wmma::load_matrix_sync(fa[f], &st.as[wm * 32 + f * 16][k], kA2BK + kA2Pad);
+      }
+      if constexpr (kLow) {
+#pragma unroll
+        for (int f = 0; f < 3; ++f) wmma::load_matrix_sync(fb[f], &st.blo[k][wn * 48 + f * 16], kA2BN + kA2Pad);
+#pragma unroll
+        for (int fi = 0; fi < 2; ++fi)
+#pragma unroll
+          for (int fj = 0; fj < 3; ++fj) wmma::mma_sync(acc[fi][fj], fa[fi], fb[fj], acc[fi][fj]);
+      }
+#pragma unroll
+      for (int f = 0; f < 3; ++f) wmma::load_matrix_sync(fb[f], &st.bhi[k][wn * 48 + f * 16], kA2BN + kA2Pad);
+#pragma unroll
+      for (int fi = 0; fi < 2; ++fi)
+#pragma unroll
+        for (int fj = 0; fj < 3; ++fj) wmma::mma_sync(acc[fi][fj], fa[fi], fb[fj], acc[fi][fj]);
+    }
+  }
+  cp_async_wait<0>();
+  __syncthreads();  // the stages become the epilogue's staging area
+
+  if (zm) {
+    zdot += __shfl_xor_sync(0xffffffffu, zdot, 1);
+    if (z_half == 0) {
+      const float r = 1.0f / (zdot + kNormEps);
+      row_r[z_row] = r;
+      if (a.z_out && tj == 0 && n0 + z_row < p.tokens) a.z_out[bh * p.tokens + n0 + z_row] = r;
+    }
+  } else if (threadIdx.x < kA2BM) {
+    const int64_t n = n0 + threadIdx.x;
+    row_r[threadIdx.x] = (a.row_scale && n < p.tokens) ? a.row_scale[bh * p.tokens + n] : 1.0f;
+  }
+#pragma unroll
+  for (int fi = 0; fi < 2; ++fi)
+#pragma unroll
+    for (int fj = 0; fj < 3; ++fj)
+      wmma::store_matrix_sync(&cs[wm * 32 + fi * 16][wn * 48 + fj * 16], acc[fi][fj], kA2BN + 4, wmma::mem_row_major);
+  __syncthreads();
+
+  T* out = static_cast<T*>(a.out) + b * p.tokens * a.out_row_stride + h * d;
+  const T* mask = a.mask.data ? static_cast<const T*>(a.mask.data) + b * p.tokens * a.mask.row_stride + h * d : nullptr;
+  const float* row_coef = a.row_coef ? a.row_coef + bh * p.tokens : nullptr;
+  const float* col_vec = a.col_vec ? a.col_vec + bh * d : nullptr;
+  const float* col_add = a.col_add ? a.col_add + bh * d : nullptr;
+  for (int idx = threadIdx.x; idx < kA2BM * kA2BN / 8; idx += kA2Threads) {
+    const int row = idx / (kA2BN / 8), col = (idx % (kA2BN / 8)) * 8;
+    const int64_t n = n0 + row;
+    const int j = j0 + col;
+    if (n >= p.tokens || j >= d) continue;
+    Vec8<T> o, m, prev;
+    if (mask) m.raw = __ldg(reinterpret_cast<const uint4*>(mask + n * a.mask.row_stride + j));
+    if (a.accumulate) prev.raw = *reinterpret_cast<const uint4*>(out + n * a.out_row_stride + j);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      float v = cs[row][col + e] * a.alpha * row_r[row];
+      if (row_coef) v -= row_coef[n] * col_vec[j + e];
+      if (col_add) v += col_add[j + e];
+      if (mask && !(Elem<T>::to_float(m.v[e]) > 0.0f)) v = 0.0f;
+      if (a.accumulate) v += Elem<T>::to_float(prev.v[e]);
+      o.v[e] = Elem<T>::from_float(v);
+    }
+    *reinterpret_cast<uint4*>(out + n * a.out_row_stride + j) = o.raw;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Depthwise convolution in token layout, v1: one thread per token and 8 channels (or 1 when not
+// vectorizable), every tap read from memory (L1/L2)
 // ---------------------------------------------------------------------------------------------------------
 template <typename T, int kLanes>
 __global__ void dwc_kernel(Problem p, DwcArgs a) {
@@ -424,12 +747,12 @@ __global__ void dwc_kernel(Problem p, DwcArgs a) {
         const int64_t xx = x + dx - pad;
         if (xx < 0 || xx >= a.grid_w) continue;
         const T* src = v + (yy * a.grid_w + xx) * a.v.row_stride;
-        const float* w = a.weight + j0 * K * K + dy * K + dx;
+        const float* w = a.weight + (dy * K + dx) * p.head_dim + j0;  // tap-major: 8 lanes contiguous
         if constexpr (kLanes == 8) {
           Vec8<T> in;
           in.raw = __ldg(reinterpret_cast<const uint4*>(src));
 #pragma unroll
-          for (int l = 0; l < 8; ++l) acc[l] += __ldg(w + l * K * K) * Elem<T>::to_float(in.v[l]);
+          for (int l = 0; l < 8; ++l) acc[l] += __ldg(w + l) * Elem<T>::to_float(in.v[l]);
         } else {
           acc[0] += __ldg(w) * Elem<T>::to_float(src[0]);
         }
@@ -450,6 +773,151 @@ __global__ void dwc_kernel(Problem p, DwcArgs a) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Depthwise convolution v2: one thread per 4 horizontally adjacent tokens and 8 channels, kernel size known
+// at compile time. Each input vector of a row is read once and used for every output it reaches (4 + K - 1
+// reads per row instead of 4 K), a row's K x 8 weights sit in registers; consecutive threads take
+// consecutive channel groups, so a warp reads 512 contiguous bytes per token.
+// ---------------------------------------------------------------------------------------------------------
+constexpr int kDwcRun = 4;
+
+template <typename T, int kK>
+__global__ void dwc2_kernel(Problem p, DwcArgs a) {
+  constexpr int kPad = kK / 2, kSpan = kDwcRun + kK - 1;
+  const int64_t groups = p.heads * p.head_dim / 8, runs = (a.grid_w + kDwcRun - 1) / kDwcRun;
+  const int64_t total = p.batch * a.grid_h * runs * groups;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t c0 = (idx % groups) * 8;
+    int64_t rest = idx / groups;
+    const int64_t x0 = (rest % runs) * kDwcRun;
+    rest /= runs;
+    const int64_t y = rest % a.grid_h, b = rest / a.grid_h;
+    const int64_t j0 = c0 % p.head_dim;
+    float acc[kDwcRun][8];
+#pragma unroll
+    for (int o = 0; o < kDwcRun; ++o)
+#pragma unroll
+      for (int l = 0; l < 8; ++l) acc[o][l] = a.bias ? __ldg(a.bias + j0 + l) : 0.0f;
+    const T* v = static_cast<const T*>(a.v.data) + b * p.tokens * a.v.row_stride + c0;
+#pragma unroll 1
+    for (int dy = 0; dy < kK; ++dy) {
+      const int64_t yy = y + dy - kPad;
+      if (yy < 0 || yy >= a.grid_h) continue;
+      float w[kK][8];
+#pragma unroll
+      for (int dx = 0; dx < kK; ++dx) {
+        const float4* wp = reinterpret_cast<const float4*>(a.weight + (dy * kK + dx) * p.head_dim + j0);
+        const float4 w0 = __ldg(wp), w1 = __ldg(wp + 1);
+        w[dx][0] = w0.x, w[dx][1] = w0.y, w[dx][2] = w0.z, w[dx][3] = w0.w;
+        w[dx][4] = w1.x, w[dx][5] = w1.y, w[dx][6] = w1.z, w[dx][7] = w1.w;
+      }
+#pragma unroll
+      for (int xi = 0; xi < kSpan; ++xi) {
+        const int64_t xx = x0 - kPad + xi;
+        if (xx < 0 || xx >= a.grid_w) continue;
+        Vec8<T> in;
+        in.raw = __ldg(reinterpret_cast<const uint4*>(v + (yy * a.grid_w + xx) * a.v.row_stride));
+        float f[8];
+#pragma unroll
+        for (int l = 0; l < 8; ++l) f[l] = Elem<T>::to_float(in.v[l]);
+#pragma unroll
+        for (int o = 0; o < kDwcRun; ++o) {
+          const int dx = xi - o;
+          if (dx < 0 || dx >= kK) continue;
+#pragma unroll
+          for (int l = 0; l < 8; ++l) acc[o][l] += w[dx][l] * f[l];
+        }
+      }
+    }
+#pragma unroll
+    for (int o = 0; o < kDwcRun; ++o) {
+      if (x0 + o >= a.grid_w) continue;
+      T* out = static_cast<T*>(a.out) + (b * p.tokens + y * a.grid_w + x0 + o) * a.out_row_stride + c0;
+      Vec8<T> r;
+      if (a.accumulate) r.raw = *reinterpret_cast<const uint4*>(out);
+#pragma unroll
+      for (int l = 0; l < 8; ++l)
+        r.v[l] = Elem<T>::from_float(acc[o][l] + (a.accumulate ? Elem<T>::to_float(r.v[l]) : 0.0f));
+      *reinterpret_cast<uint4*>(out) = r.raw;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Depthwise convolution v3: a block stages a tile of 8 x 16 tokens plus the k-1 halo, 64 channels deep, in
+// shared memory (one read of each input per block, ~1.9x amplification for k = 5 instead of ~10x through
+// the caches); a thread computes a column of 8 outputs for 8 channels with a row of weights in registers.
+// ---------------------------------------------------------------------------------------------------------
+constexpr int kDwc3TY = 8, kDwc3TX = 16, kDwc3Ch = 64, kDwc3Threads = (kDwc3Ch / 8) * kDwc3TX;
+
+template <typename T, int kK>
+__global__ void __launch_bounds__(kDwc3Threads) dwc3_kernel(Problem p, DwcArgs a, int tiles_x, int tiles_y) {
+  constexpr int kPad = kK / 2, kSY = kDwc3TY + kK - 1, kSX = kDwc3TX + kK - 1;
+  __shared__ __align__(16) T tile[kSY][kSX][kDwc3Ch];
+  const int64_t D = p.heads * p.head_dim;
+  const int tx = blockIdx.x % tiles_x, ty = (blockIdx.x / tiles_x) % tiles_y;
+  const int64_t c0 = static_cast<int64_t>(blockIdx.x / (tiles_x * tiles_y)) * kDwc3Ch;
+  const int64_t b = blockIdx.y;
+  const int64_t y0 = static_cast<int64_t>(ty) * kDwc3TY, x0 = static_cast<int64_t>(tx) * kDwc3TX;
+  const T* v = static_cast<const T*>(a.v.data) + b * p.tokens * a.v.row_stride;
+
+  for (int c = threadIdx.x; c < kSY * kSX * (kDwc3Ch / 8); c += kDwc3Threads) {
+    const int cv = c % (kDwc3Ch / 8), ix = (c / (kDwc3Ch / 8)) % kSX, iy = c / ((kDwc3Ch / 8) * kSX);
+    const int64_t y = y0 - kPad + iy, x = x0 - kPad + ix, ch = c0 + cv * 8;
+    uint4 val = make_uint4(0, 0, 0, 0);
+    if (y >= 0 && y < a.grid_h && x >= 0 && x < a.grid_w && ch < D)
+      val = __ldg(reinterpret_cast<const uint4*>(v + (y * a.grid_w + x) * a.v.row_stride + ch));
+    *reinterpret_cast<uint4*>(&tile[iy][ix][cv * 8]) = val;
+  }
+  __syncthreads();
+
+  const int cg = threadIdx.x % (kDwc3Ch / 8), px = threadIdx.x / (kDwc3Ch / 8);
+  const int64_t ch = c0 + cg * 8;
+  if (ch >= D) return;
+  const int64_t j0 = ch % p.head_dim;
+  float acc[kDwc3TY][8];
+#pragma unroll
+  for (int r = 0; r < kDwc3TY; ++r)
+#pragma unroll
+    for (int l = 0; l < 8; ++l) acc[r][l] = a.bias ? __ldg(a.bias + j0 + l) : 0.0f;
+#pragma unroll 1
+  for (int dy = 0; dy < kK; ++dy) {
+    float w[kK][8];
+#pragma unroll
+    for (int dx = 0; dx < kK; ++dx) {
+      const float4* wp = reinterpret_cast<const float4*>(a.weight + (dy * kK + dx) * p.head_dim + j0);
+      const float4 w0 = __ldg(wp), w1 = __ldg(wp + 1);
+      w[dx][0] = w0.x, w[dx][1] = w0.y, w[dx][2] = w0.z, w[dx][3] = w0.w;
+      w[dx][4] = w1.x, w[dx][5] = w1.y, w[dx][6] = w1.z, w[dx][7] = w1.w;
+    }
+#pragma unroll
+    for (int r = 0; r < kDwc3TY; ++r) {
+#pragma unroll
+      for (int dx = 0; dx < kK; ++dx) {
+        Vec8<T> in;
+        in.raw = *reinterpret_cast<const uint4*>(&tile[r + dy][px + dx][cg * 8]);
+#pragma unroll
+        for (int l = 0; l < 8; ++l) acc[r][l] += w[dx][l] * Elem<T>::to_float(in.v[l]);
+      }
+    }
+  }
+  const int64_t x = x0 + px;
+  if (x >= a.grid_w) return;
+#pragma unroll
+  for (int r = 0; r < kDwc3TY; ++r) {
+    const int64_t y = y0 + r;
+    if (y >= a.grid_h) break;
+    T* out = static_cast<T*>(a.out) + (b * p.tokens + y * a.grid_w + x) * a.out_row_stride + ch;
+    Vec8<T> o;
+    if (a.accumulate) o.raw = *reinterpret_cast<const uint4*>(out);
+#pragma unroll
+    for (int l = 0; l < 8; ++l)
+      o.v[l] = Elem<T>::from_float(acc[r][l] + (a.accumulate ? Elem<T>::to_float(o.v[l]) : 0.0f));
+    *reinterpret_cast<uint4*>(out) = o.raw;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Launchers
 // ---------------------------------------------------------------------------------------------------------
 void check_problem(const Problem& p) {
@@ -458,61 +926,145 @@ void check_problem(const Problem& p) {
   if (p.batch * p.heads > 65535) throw std::runtime_error("linear attention (CUDA): batch x heads above 65535");
 }
 
-int64_t state_chunk(const Problem& p, int splits) {
+int64_t state_chunk(const Problem& p, int splits, int step) {
   const int64_t per = (p.tokens + splits - 1) / splits;
-  return (per + kStateBK - 1) / kStateBK * kStateBK;
+  return (per + step - 1) / step * step;
+}
+
+bool state_v2_applies(const Problem& p, const StateArgs& a) {
+  return vectorizable(a.x, p.head_dim) && vectorizable(a.y, p.head_dim) && a.x_transform == Transform::Phi &&
+         a.y_row_scale == nullptr && a.col_weight == nullptr;
+}
+
+int state_version(const Problem& p, const StateArgs& a) {
+  if (a.version == 1 || a.version == 2) return a.version;
+  return state_v2_applies(p, a) ? 2 : 1;
+}
+
+int splits_for(const Problem& p, int tile) {
+  // Enough blocks to fill the GPU twice over, but at least 256 tokens per split.
+  const int64_t tiles = (p.head_dim + tile - 1) / tile;
+  const int64_t blocks = tiles * tiles * p.batch * p.heads;
+  const int64_t wanted = (2 * int64_t(sm_count()) + blocks - 1) / blocks;
+  const int64_t most = std::max<int64_t>(1, p.tokens / 256);
+  return static_cast<int>(std::clamp<int64_t>(wanted, 1, std::min<int64_t>(most, 64)));
+}
+
+// Raises a kernel's dynamic shared-memory limit once (above 48 KB needs the opt-in).
+template <typename Kernel>
+void allow_smem(Kernel kernel, size_t bytes) {
+  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
+        "cudaFuncSetAttribute");
 }
 
 template <typename T, bool kVec>
 void launch_state(const Problem& p, const StateArgs& a, cudaStream_t stream) {
-  const int tiles = static_cast<int>((p.head_dim + kStateBM - 1) / kStateBM);
-  const int splits = state_splits(p);
+  const int version = state_version(p, a);
+  const int tile = version == 2 ? kS2Tile : kStateBM;
+  const int tiles = static_cast<int>((p.head_dim + tile - 1) / tile);
+  const int splits = splits_for(p, tile);
+  if (a.state_hi && (version != 2 || splits != 1))
+    throw std::runtime_error("linear attention (CUDA): the state pair is written by version 2 with one split only");
+  if (!a.state && !a.state_hi) throw std::runtime_error("linear attention (CUDA): no state output");
   const dim3 grid(static_cast<unsigned>(tiles * tiles), static_cast<unsigned>(p.batch * p.heads),
                   static_cast<unsigned>(splits));
-  const int64_t chunk = state_chunk(p, splits);
-  if (a.x_transform == Transform::Phi)
-    state_kernel<T, kVec, Transform::Phi><<<grid, kStateThreads, 0, stream>>>(p, a, tiles, chunk);
-  else
-    state_kernel<T, kVec, Transform::None><<<grid, kStateThreads, 0, stream>>>(p, a, tiles, chunk);
+  if (version == 2) {
+    if constexpr (kVec) {
+      if (!state_v2_applies(p, a)) throw std::runtime_error("linear attention (CUDA): state v2 does not apply");
+      static const bool once = (allow_smem(state2_kernel<T>, state2_smem_bytes<T>()), true);
+      (void)once;
+      state2_kernel<T>
+          <<<grid, kS2Threads, state2_smem_bytes<T>(), stream>>>(p, a, tiles, state_chunk(p, splits, kS2BK));
+    } else {
+      throw std::runtime_error("linear attention (CUDA): state v2 needs 16-byte rows");
+    }
+  } else {
+    const int64_t chunk = state_chunk(p, splits, kStateBK);
+    if (a.x_transform == Transform::Phi)
+      state_kernel<T, kVec, Transform::Phi><<<grid, kStateThreads, 0, stream>>>(p, a, tiles, chunk);
+    else
+      state_kernel<T, kVec, Transform::None><<<grid, kStateThreads, 0, stream>>>(p, a, tiles, chunk);
+  }
   check(cudaGetLastError(), "state kernel launch");
 }
 
 template <typename T, bool kVec>
 void launch_apply(const Problem& p, const ApplyArgs& a, cudaStream_t stream) {
-  const int tiles_j = static_cast<int>((p.head_dim + kApplyBN - 1) / kApplyBN);
-  const int64_t tiles_n = (p.tokens + kApplyBM - 1) / kApplyBM;
+  const bool v2 = a.s_hi != nullptr;
+  const int bm = v2 ? kA2BM : kApplyBM, bn = v2 ? kA2BN : kApplyBN;
+  const int tiles_j = static_cast<int>((p.head_dim + bn - 1) / bn);
+  const int64_t tiles_n = (p.tokens + bm - 1) / bm;
   if (tiles_n * tiles_j > 0x7fffffffLL) throw std::runtime_error("linear attention (CUDA): too many tokens");
   const dim3 grid(static_cast<unsigned>(tiles_n * tiles_j), static_cast<unsigned>(p.batch * p.heads));
-  if (a.a_transform == Transform::Phi)
-    apply_kernel<T, kVec, Transform::Phi><<<grid, kApplyThreads, 0, stream>>>(p, a, tiles_j);
-  else
-    apply_kernel<T, kVec, Transform::None><<<grid, kApplyThreads, 0, stream>>>(p, a, tiles_j);
+  if (v2) {
+    if constexpr (kVec) {
+      const size_t smem = apply2_smem_bytes<T>();
+      // The shared-memory opt-in once per instantiation (before any CUDA-graph capture, by the warm-up runs).
+      static const bool once = (allow_smem(apply2_kernel<T, Transform::Phi, true>, smem),
+                                allow_smem(apply2_kernel<T, Transform::Phi, false>, smem),
+                                allow_smem(apply2_kernel<T, Transform::None, true>, smem),
+                                allow_smem(apply2_kernel<T, Transform::None, false>, smem), true);
+      (void)once;
+      auto launch = [&](auto kernel) { kernel<<<grid, kA2Threads, smem, stream>>>(p, a, tiles_j); };
+      const bool phi = a.a_transform == Transform::Phi, low = a.s_lo != nullptr;
+      if (phi && low) launch(apply2_kernel<T, Transform::Phi, true>);
+      if (phi && !low) launch(apply2_kernel<T, Transform::Phi, false>);
+      if (!phi && low) launch(apply2_kernel<T, Transform::None, true>);
+      if (!phi && !low) launch(apply2_kernel<T, Transform::None, false>);
+    } else {
+      throw std::runtime_error("linear attention (CUDA): product v2 needs 16-byte rows");
+    }
+  } else {
+    if (!a.s) throw std::runtime_error("linear attention (CUDA): no state given");
+    if (a.a_transform == Transform::Phi)
+      apply_kernel<T, kVec, Transform::Phi><<<grid, kApplyThreads, 0, stream>>>(p, a, tiles_j);
+    else
+      apply_kernel<T, kVec, Transform::None><<<grid, kApplyThreads, 0, stream>>>(p, a, tiles_j);
+  }
   check(cudaGetLastError(), "apply kernel launch");
 }
 
 template <typename T>
 void launch_dwc(const Problem& p, const DwcArgs& a, cudaStream_t stream) {
-  const bool vec = vectorizable(a.v, p.head_dim) && a.out_row_stride % 8 == 0 && aligned16(a.out);
-  const int64_t groups = p.heads * p.head_dim / (vec ? 8 : 1);
-  const int64_t total = p.batch * p.tokens * groups;
+  const bool vec = vectorizable(a.v, p.head_dim) && a.out_row_stride % 8 == 0 && aligned16(a.out) &&
+                   reinterpret_cast<uintptr_t>(a.weight) % 16 == 0;
+  const bool fixed_k = a.kernel == 3 || a.kernel == 5 || a.kernel == 7;
+  const int version = a.version != 0 ? a.version : (vec && fixed_k ? 3 : 1);
+  if (version > 1 && !(vec && fixed_k))
+    throw std::runtime_error("linear attention (CUDA): convolution v2/v3 need 16-byte rows and k = 3, 5 or 7");
   constexpr int kThreads = 256;
-  const int64_t blocks = std::min<int64_t>((total + kThreads - 1) / kThreads, int64_t(sm_count()) * 32);
-  if (vec)
-    dwc_kernel<T, 8><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, a);
-  else
-    dwc_kernel<T, 1><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, a);
+  if (version == 3) {
+    const int tiles_x = static_cast<int>((a.grid_w + kDwc3TX - 1) / kDwc3TX);
+    const int tiles_y = static_cast<int>((a.grid_h + kDwc3TY - 1) / kDwc3TY);
+    const int64_t ch_tiles = (p.heads * p.head_dim + kDwc3Ch - 1) / kDwc3Ch;
+    if (int64_t(tiles_x) * tiles_y * ch_tiles > 0x7fffffffLL || p.batch > 65535)
+      throw std::runtime_error("linear attention (CUDA): convolution grid too large");
+    const dim3 grid(static_cast<unsigned>(tiles_x * tiles_y * ch_tiles), static_cast<unsigned>(p.batch));
+    if (a.kernel == 3) dwc3_kernel<T, 3><<<grid, kDwc3Threads, 0, stream>>>(p, a, tiles_x, tiles_y);
+    if (a.kernel == 5) dwc3_kernel<T, 5><<<grid, kDwc3Threads, 0, stream>>>(p, a, tiles_x, tiles_y);
+    if (a.kernel == 7) dwc3_kernel<T, 7><<<grid, kDwc3Threads, 0, stream>>>(p, a, tiles_x, tiles_y);
+  } else if (version == 2) {
+    const int64_t total = p.batch * a.grid_h * ((a.grid_w + kDwcRun - 1) / kDwcRun) * (p.heads * p.head_dim / 8);
+    const auto blocks = static_cast<unsigned>(std::min<int64_t>((total + kThreads - 1) / kThreads, 1 << 20));
+    if (a.kernel == 3) dwc2_kernel<T, 3><<<blocks, kThreads, 0, stream>>>(p, a);
+    if (a.kernel == 5) dwc2_kernel<T, 5><<<blocks, kThreads, 0, stream>>>(p, a);
+    if (a.kernel == 7) dwc2_kernel<T, 7><<<blocks, kThreads, 0, stream>>>(p, a);
+  } else {
+    const int64_t groups = p.heads * p.head_dim / (vec ? 8 : 1);
+    const int64_t total = p.batch * p.tokens * groups;
+    const int64_t blocks = std::min<int64_t>((total + kThreads - 1) / kThreads, int64_t(sm_count()) * 32);
+    if (vec)
+      dwc_kernel<T, 8><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, a);
+    else
+      dwc_kernel<T, 1><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, a);
+  }
   check(cudaGetLastError(), "depthwise convolution launch");
 }
 
 }  // namespace
 
-int state_splits(const Problem& p) {
-  // Enough blocks to fill the GPU twice over, but at least 256 tokens per split.
-  const int64_t tiles = (p.head_dim + kStateBM - 1) / kStateBM;
-  const int64_t blocks = tiles * tiles * p.batch * p.heads;
-  const int64_t wanted = (2 * int64_t(sm_count()) + blocks - 1) / blocks;
-  const int64_t most = std::max<int64_t>(1, p.tokens / 256);
-  return static_cast<int>(std::clamp<int64_t>(wanted, 1, std::min<int64_t>(most, 64)));
+int state_splits(const Problem& p, const StateArgs& a) {
+  return splits_for(p, state_version(p, a) == 2 ? kS2Tile : kStateBM);
 }
 
 void linear_attention_state(DType dtype, const Problem& p, const StateArgs& a, void* stream) {

@@ -36,10 +36,17 @@ struct StateArgs {
   const float* y_row_scale = nullptr;  // (B*H, N) or null (1)
   const float* col_weight = nullptr;   // (B*H, N) or null (1)
   float alpha = 1, col_alpha = 1;
-  float* state = nullptr;   // (splits, B*H, d, d)
+  float* state = nullptr;   // (splits, B*H, d, d), or null when state_hi is given and there is one split
   float* colsum = nullptr;  // (splits, B*H, d) or null: not computed
+  // Version 2 only (the forward's reduction, tiles of 96 x 96, asynchronous copies 3 stages deep): when
+  // state_splits() is 1 it can also write the state as the high + low pair the product kernel reads,
+  // alpha * state rounded to the element type and the rest rounded again, (B*H, d, d) each.
+  void* state_hi = nullptr;
+  void* state_lo = nullptr;
+  int version = 0;  // 1: register-staged tiles (everything above); 2: phi on X, no y_row_scale/col_weight; 0: best
 };
-int state_splits(const Problem& p);
+// How many partial sums a launch with these arguments writes (depends on the version it takes).
+int state_splits(const Problem& p, const StateArgs& a);
 void linear_attention_state(DType dtype, const Problem& p, const StateArgs& a, void* stream);
 
 // The product with a state, one output row per token, with a fused epilogue:
@@ -55,6 +62,10 @@ struct ApplyArgs {
   Transform a_transform = Transform::None;
   const float* s = nullptr;  // (B*H, d, d)
   bool s_transposed = false;
+  // Version 2 (128 x 96 tiles, asynchronous copies 3 stages deep) reads the state already split and laid
+  // out as used, (B*H, d, d) in the element type: s_hi[k][j] (+ s_lo[k][j] when given); s is then unused.
+  const void* s_hi = nullptr;
+  const void* s_lo = nullptr;
   float alpha = 1;
   const float* row_scale = nullptr;  // (B*H, N)
   const float* z_m = nullptr;        // (B*H, d)
@@ -71,7 +82,7 @@ void linear_attention_apply(DType dtype, const Problem& p, const ApplyArgs& a, v
 
 // LiT's depthwise convolution on v, read in token layout (no transposes): for channel c = h*d + j of token
 // n = y * grid_w + x, out = bias[j] + sum_{dy,dx} weight[j, dy, dx] * v(y + dy - k/2, x + dx - k/2, c), zero
-// outside the grid; added to out when accumulate. weight (d, k, k) and bias (d) are float32.
+// outside the grid; added to out when accumulate. weight (k, k, d), tap-major, and bias (d) are float32.
 struct DwcArgs {
   HeadMajor v;
   const float* weight = nullptr;
@@ -81,6 +92,9 @@ struct DwcArgs {
   bool accumulate = false;
   void* out = nullptr;
   int64_t out_row_stride = 0;
+  // 1: a thread per token; 2: a thread per 4 tokens of a row; 3: tiles staged in shared memory; 2 and 3 need
+  // k = 3, 5 or 7 and 16-byte rows; 0: the best that applies
+  int version = 0;
 };
 void depthwise_conv_tokens(DType dtype, const Problem& p, const DwcArgs& a, void* stream);
 

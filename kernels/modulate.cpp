@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "kernels/cuda_support.h"
+
 #ifdef LIT_WITH_CUDA
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -68,8 +70,10 @@ at::Tensor modulate_cuda(const at::Tensor& x, const at::Tensor& shift, const at:
 
 at::Tensor modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {
   cuda::DType dtype;
+  // The kernel has no backward: with gradients recorded the ATen ops run (autograd differentiates them).
   if (x.is_cuda() && cuda_dtype(x.scalar_type(), &dtype) && shift.scalar_type() == x.scalar_type() &&
-      scale.scalar_type() == x.scalar_type() && shift.device() == x.device() && scale.device() == x.device())
+      scale.scalar_type() == x.scalar_type() && shift.device() == x.device() && scale.device() == x.device() &&
+      !records_grad({x, shift, scale}))
     return modulate_cuda(x, shift, scale, 0);
   return modulate_reference(x, shift, scale);
 }

@@ -50,7 +50,16 @@ struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
 
 at::Tensor checkpointed_block(dit::DiTBlockImpl& block, const at::Tensor& x, const at::Tensor& c, int64_t grid_h,
                               int64_t grid_w) {
+// GCC 13 reports a false -Warray-bounds inside LibTorch's Function::apply (a std::vector<bool>::reserve it
+// inlines); the code is LibTorch's, the warning is not about ours.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Warray-bounds"
+#endif
   return CheckpointedBlock::apply(x, c, &block, grid_h, grid_w);
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 }
 
 }  // namespace lit

@@ -1,5 +1,6 @@
 #include "model/attention.h"
 
+#include "kernels/adaln.h"
 #include "kernels/linear_attention.h"
 #include "kernels/torch_compat.h"
 
@@ -41,11 +42,36 @@ LinearAttention::LinearAttention(int64_t dim, int64_t num_heads, int64_t dwc_ker
 }
 
 at::Tensor LinearAttention::forward(const at::Tensor& x, int64_t grid_h, int64_t grid_w) {
-  const at::Tensor k_v = kv(x);
   const int64_t D = x.size(2);
+  if (kernels::half_precision_cuda_inference(x)) {
+    // One GEMM for [q | k | v]; the kernels read the three as strided views.
+    const auto [weight, bias] = merged_qkv();
+    const at::Tensor qkv_out = at::linear(x, weight, bias);
+    return proj(kernels::linear_attention(qkv_out.narrow(2, 0, D), qkv_out.narrow(2, D, D), qkv_out.narrow(2, 2 * D, D),
+                                          num_heads, dwc->weight, dwc->bias, grid_h, grid_w));
+  }
+  const at::Tensor k_v = kv(x);
   const at::Tensor o = kernels::linear_attention(q(x), k_v.narrow(2, 0, D), k_v.narrow(2, D, D), num_heads, dwc->weight,
                                                  dwc->bias, grid_h, grid_w);
   return proj(o);
+}
+
+std::pair<at::Tensor, at::Tensor> LinearAttention::merged_qkv() {
+  const std::vector<const at::Tensor*> parts = {&q->weight, &kv->weight, &q->bias, &kv->bias};
+  std::vector<const void*> from;
+  std::vector<int64_t> versions;
+  for (const at::Tensor* t : parts) {
+    from.push_back(t->data_ptr());
+    versions.push_back(static_cast<int64_t>(t->_version()));
+  }
+  if (!merged_weight_.defined() || from != merged_from_ || versions != merged_versions_) {
+    const at::NoGradGuard no_grad;
+    merged_weight_ = at::cat({q->weight, kv->weight}, 0);
+    merged_bias_ = at::cat({q->bias, kv->bias}, 0);
+    merged_from_ = std::move(from);
+    merged_versions_ = std::move(versions);
+  }
+  return {merged_weight_, merged_bias_};
 }
 
 void LinearAttention::reset_parameters() {

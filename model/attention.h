@@ -4,6 +4,9 @@
 //                     depthwise conv on V (kernels/linear_attention.h) -> proj; few heads, O(N) in tokens
 #pragma once
 
+#include <utility>
+#include <vector>
+
 #include "model/layers.h"
 
 namespace lit::dit {
@@ -44,6 +47,15 @@ class LinearAttention : public SelfAttention {
   Conv2d dwc{nullptr};
   Linear proj{nullptr};
   int64_t num_heads;
+
+ private:
+  // q and kv as one (3D, D) projection for the half-precision inference path: one GEMM instead of two. Built
+  // on first use and rebuilt when a weight changes (new storage, or an in-place write bumps its version);
+  // it costs a copy of the q and kv weights. Not thread-safe, like the module itself.
+  std::pair<at::Tensor, at::Tensor> merged_qkv();
+  at::Tensor merged_weight_, merged_bias_;
+  std::vector<const void*> merged_from_;
+  std::vector<int64_t> merged_versions_;
 };
 
 }  // namespace lit::dit

@@ -85,6 +85,14 @@ class DiTImpl : public torch::nn::Module {
   // (B, C_out, H, W). Inputs are moved to the model's device; x, t are cast to its dtype.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y);
 
+  // forward() is check_inputs, then the inputs moved to the model's device (x, t) and dtype (x; y to int64), then
+  // forward_unchecked. The split lets a CUDA graph capture the computation alone (model/cuda_graph_forward.h):
+  // the checks may synchronise with the host (reading CPU labels), which a capture forbids.
+  // check_inputs throws lit::Error for shapes, label dtype or (CPU) label values the model cannot take.
+  void check_inputs(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) const;
+  // x (B, C, H, W) already in the model's dtype, t (B,) and y (B,) int64, all on the model's device; unchecked.
+  at::Tensor forward_unchecked(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y);
+
   // Classifier-free guidance in one batch, as DiT's forward_with_cfg: the first half of x is duplicated, y
   // is expected to hold the labels for the first half and the null class for the second (t likewise), and
   // the guided prediction uncond + s (cond - uncond) is returned in both halves.
@@ -124,8 +132,6 @@ class DiTImpl : public torch::nn::Module {
   dit::FinalLayer final_layer{nullptr};
 
  private:
-  void check_inputs(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) const;
-
   ModelConfig config_;
   bool checkpointing_ = false;
 };

@@ -48,11 +48,16 @@ at::Tensor sincos_pos_embed_2d(int64_t embed_dim, int64_t grid_size) {
 // ---------------------------------------------------------------------------------------------------------
 // Timestep embedding
 // ---------------------------------------------------------------------------------------------------------
-at::Tensor timestep_embedding(const at::Tensor& t, int64_t dim, double max_period) {
+at::Tensor timestep_frequencies(int64_t dim, double max_period) {
   const int64_t half = dim / 2;
-  const at::Tensor freqs =
-      at::exp(at::arange(0, half, at::TensorOptions().dtype(at::kFloat)) * (-std::log(max_period)) / half)
-          .to(t.device());
+  return at::exp(at::arange(0, half, at::TensorOptions().dtype(at::kFloat)) * (-std::log(max_period)) / half);
+}
+
+at::Tensor timestep_embedding(const at::Tensor& t, int64_t dim, double max_period) {
+  return timestep_embedding(t, dim, timestep_frequencies(dim, max_period).to(t.device()));
+}
+
+at::Tensor timestep_embedding(const at::Tensor& t, int64_t dim, const at::Tensor& freqs) {
   const at::Tensor args = t.unsqueeze(1).to(at::kFloat) * freqs.unsqueeze(0);
   at::Tensor embedding = at::cat({at::cos(args), at::sin(args)}, -1);
   if (dim % 2) embedding = at::cat({embedding, at::zeros_like(embedding.narrow(1, 0, 1))}, -1);
@@ -67,7 +72,9 @@ TimestepEmbedderImpl::TimestepEmbedderImpl(int64_t hidden_size, const at::Tensor
 }
 
 at::Tensor TimestepEmbedderImpl::forward(const at::Tensor& t) {
-  const at::Tensor t_freq = timestep_embedding(t, kFrequencyEmbeddingSize).to(mlp0->weight.scalar_type());
+  if (!freqs_.defined() || freqs_.device() != t.device())
+    freqs_ = timestep_frequencies(kFrequencyEmbeddingSize).to(t.device());
+  const at::Tensor t_freq = timestep_embedding(t, kFrequencyEmbeddingSize, freqs_).to(mlp0->weight.scalar_type());
   return mlp2(at::silu(mlp0(t_freq)));
 }
 

@@ -34,6 +34,9 @@ at::Tensor sincos_pos_embed_2d(int64_t embed_dim, int64_t grid_size);
 // (B,) timesteps (may be fractional) -> (B, dim) float32 [cos(t f_k), sin(t f_k)], f_k = max_period^(-k/half),
 // k < half = dim/2, computed in float32 as DiT does; an odd dim gets a zero last column.
 at::Tensor timestep_embedding(const at::Tensor& t, int64_t dim, double max_period = 10000);
+// The same with the (dim/2,) float32 frequencies f_k given, on t's device (timestep_frequencies on the CPU).
+at::Tensor timestep_embedding(const at::Tensor& t, int64_t dim, const at::Tensor& freqs);
+at::Tensor timestep_frequencies(int64_t dim, double max_period = 10000);
 
 class TimestepEmbedderImpl : public torch::nn::Module {
  public:
@@ -43,6 +46,11 @@ class TimestepEmbedderImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& t);  // (B,) -> (B, D)
 
   Linear mlp0{nullptr}, mlp2{nullptr};  // mlp.0 and mlp.2 (mlp.1 is the SiLU)
+
+ private:
+  // The frequencies, computed on the CPU (the same values on every device) and kept on the device of the last
+  // call: a forward then makes no host-to-device copy, which a CUDA graph capture forbids.
+  at::Tensor freqs_;
 };
 TORCH_MODULE(TimestepEmbedder);
 

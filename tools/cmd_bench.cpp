@@ -11,8 +11,10 @@
 #include <vector>
 
 #include "kernels/cuda_support.h"
+#include "model/cuda_graph_forward.h"
 #include "model/model_io.h"
 #include "sampler/generation.h"
+#include "tools/bench_common.h"
 #include "tools/commands.h"
 #include "weights/error.h"
 
@@ -30,66 +32,18 @@ struct BenchOptions {
   std::string device = "cpu";
   std::vector<std::string> dtypes = {"fp32"};
   int repeats = 3;
+  bool cuda_graphs = false;
 };
-
-at::ScalarType dtype_of(const std::string& s) {
-  if (s == "fp32") return at::kFloat;
-  if (s == "bf16") return at::kBFloat16;
-  if (s == "fp16") return at::kHalf;
-  throw Error("--dtype '" + s + "': use fp32, bf16 or fp16");
-}
-
-void synchronize(const at::Device& device) {
-  if (device.is_cuda()) at::empty({1}, at::TensorOptions().device(device)).cpu();  // waits for the stream
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// Multiply-adds of one forward pass of one image, counted as 2 FLOPs each (linear layers and attention).
-double forward_flops(const ModelConfig& c) {
-  const double n = static_cast<double>(c.num_patches()), d = static_cast<double>(c.hidden_size);
-  const double mlp = static_cast<double>(c.mlp_hidden_size());
-  double block = 2 * n * d * 3 * d + 2 * n * d * d + 2 * 2 * n * d * mlp + 2 * d * 6 * d;
-  if (c.attention == AttentionType::Softmax) {
-    block += 2 * 2 * n * n * d;  // q k^T and attn v
-  } else {
-    const double head = d / static_cast<double>(c.num_heads);
-    block += 2 * 2 * n * d * head + 2 * n * d * static_cast<double>(c.dwc_kernel * c.dwc_kernel);
-  }
-  const double p = static_cast<double>(c.patch_size);
-  const double embed = 2 * n * d * static_cast<double>(c.in_channels) * p * p;
-  const double final_layer = 2 * n * d * p * p * static_cast<double>(c.out_channels()) + 2 * d * 2 * d;
-  return static_cast<double>(c.depth) * block + embed + final_layer;
-}
-
-// The device's matrix-multiply rate in this dtype (TFLOP/s): the floor a transformer forward can approach.
-double matmul_rate(const at::Device& device, at::ScalarType dtype) {
-  const int64_t m = device.is_cuda() ? 8192 : 1024;
-  const auto opts = at::TensorOptions().device(device).dtype(dtype);
-  const at::Tensor a = at::randn({m, m}, opts), b = at::randn({m, m}, opts);
-  at::matmul(a, b);
-  synchronize(device);
-  std::vector<double> times;
-  for (int i = 0; i < 5; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    at::matmul(a, b);
-    synchronize(device);
-    times.push_back(seconds_since(t0));
-  }
-  std::sort(times.begin(), times.end());
-  return 2.0 * m * m * m / times[times.size() / 2] / 1e12;
-}
 
 void run_bench(const BenchOptions& o) {
   const at::Device device(o.device);
   if (device.is_cuda() && !kernels::cuda_available())
     throw Error("--device " + o.device + ": " + kernels::cuda_summary());
-  std::printf("lit bench generate: %s, batch %lld, %s %lld steps, cfg %.2f, %s; median of %d runs\n",
+  std::printf("lit bench generate: %s, batch %lld, %s %lld steps, cfg %.2f, %s%s; median of %d runs\n",
               o.model.empty() ? (o.preset + " (random weights)").c_str() : o.model.c_str(),
               static_cast<long long>(o.batch_size), o.sampler.c_str(), static_cast<long long>(o.steps), o.cfg_scale,
-              kernels::cuda_summary().c_str(), o.repeats);
+              kernels::cuda_summary().c_str(),
+              device.is_cuda() ? (o.cuda_graphs ? ", CUDA graphs" : ", no CUDA graphs") : "", o.repeats);
   std::printf("%-6s %12s %10s %12s %12s %10s %12s\n", "dtype", "s/batch", "images/s", "evals/s", "TFLOP/s", "of_matmul",
               "vs_first");
   double baseline = 0;
@@ -112,9 +66,10 @@ void run_bench(const BenchOptions& o) {
       for (auto& p : model->parameters()) p.add_(at::randn_like(p) * 0.02);
       model->eval();
     }
-    const ClassConditionalFn forward = [model](const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) mutable {
-      return model->forward(x, t, y);
-    };
+    // With --cuda-graphs: one CUDA graph per batch shape on the GPU (model/cuda_graph_forward.h).
+    const ClassConditionalFn forward =
+        graphed_forward(model, o.cuda_graphs && device.is_cuda(),
+                        [](const std::string& m) { std::fprintf(stderr, "lit bench: %s\n", m.c_str()); });
     SamplingSettings s;
     s.sampler = o.sampler;
     s.steps = o.steps;
@@ -146,8 +101,8 @@ void run_bench(const BenchOptions& o) {
   }
   std::printf(
       "(evals/s counts image-forwards: steps x batch x 2 with guidance; of_matmul = model TFLOP/s over the "
-      "%s matrix-multiply rate measured here)\n",
-      device.is_cuda() ? "8192^3" : "1024^3");
+      "%lld^3 matrix-multiply rate measured here)\n",
+      static_cast<long long>(matmul_rate_side(device)));
 }
 
 }  // namespace
@@ -159,7 +114,8 @@ void add_bench_command(CLI::App& app) {
   bench->require_subcommand(1);
   gen->add_option("--model", o.model, "checkpoint (default: a preset with random weights)");
   gen->add_option("--preset", o.preset, "architecture when no --model: DiT-XL/2, LiT-XL/2, ...")->capture_default_str();
-  gen->add_option("--image-size", o.image_size, "image size for --preset (256 or 512)")->capture_default_str();
+  gen->add_option("--image-size", o.image_size, "image size for --preset (a multiple of 8: 256, 512, 1024)")
+      ->capture_default_str();
   gen->add_option("--batch-size", o.batch_size, "images per batch")->capture_default_str();
   gen->add_option("--steps", o.steps, "sampling steps")->capture_default_str();
   gen->add_option("--sampler", o.sampler, "ddpm, ddim or dpm++2m")->capture_default_str();
@@ -168,7 +124,10 @@ void add_bench_command(CLI::App& app) {
   gen->add_option("--dtype", o.dtypes, "one or more of fp32, bf16, fp16; the first is the baseline")
       ->capture_default_str();
   gen->add_option("--repeats", o.repeats, "timed runs (median reported)")->capture_default_str();
+  gen->add_flag("--cuda-graphs", o.cuda_graphs,
+                "replay a CUDA graph of the forward per batch shape (experimental: not yet verified on a GPU)");
   gen->callback([] { run_bench(o); });
+  add_bench_forward_command(bench);
 }
 
 }  // namespace lit::cli

@@ -18,6 +18,7 @@ void add_distill_command(CLI::App& app);
 void add_extract_latents_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_bench_forward_command(CLI::App* bench);  // `lit bench forward`, under the `bench` of add_bench_command
 void add_fid_command(CLI::App& app);
 void add_train_classifier_command(CLI::App& app);
 void add_vae_command(CLI::App& app);

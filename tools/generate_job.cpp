@@ -20,6 +20,7 @@
 #include "kernels/cuda_support.h"
 #include "model/builtin_model.h"
 #include "model/class_labels.h"
+#include "model/cuda_graph_forward.h"
 #include "model/model_io.h"
 #include "model/vae.h"
 #include "sampler/generation.h"
@@ -390,10 +391,12 @@ int64_t run_generate(const GenerateOptions& options, const std::atomic<bool>* ca
   settings.guidance.null_class = config.num_classes;
   settings.guidance.channels = o.cfg_all_channels ? GuidanceChannels::All : GuidanceChannels::DiT;
 
-  DiT model = loaded.model;
-  const ClassConditionalFn forward = [model](const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) mutable {
-    return model->forward(x, t, y);
-  };
+  // With --cuda-graphs each model call on CUDA replays a CUDA graph of the forward (model/cuda_graph_forward.h):
+  // the same kernels on the same data, without the launch overhead of hundreds of small kernels.
+  const ClassConditionalFn forward =
+      graphed_forward(loaded.model, o.cuda_graphs && device.is_cuda(), [&o](const std::string& message) {
+        if (!o.quiet) std::cerr << "\nlit generate: " << message << "\n";
+      });
   const SampleShape shape{config.in_channels, config.input_size, config.input_size};
 
   ProgressBar bar(o.num_images, "images");

@@ -35,6 +35,7 @@ struct GenerateOptions {
   int64_t size = 0;  // image size in pixels; 0: the model's
   std::string device = "cpu";
   std::string dtype = "fp32";
+  bool cuda_graphs = false;    // replay the model's forward from CUDA graphs (CUDA devices; opt-in until verified)
   std::string format = "png";  // png, jpg, webp (parameters are embedded in PNGs only)
   std::string grid;            // contact sheet file
   int64_t grid_columns = 0;    // 0: square-ish

@@ -71,51 +71,72 @@ int64_t peak_extra_bytes(const std::function<void()>& fn) {
   return getDeviceStats(0).allocated_bytes[0].peak - before;
 }
 
-// Each kernel of the fused forward alone, N = 256 x B = 256 (where the state is largest) and N = 4096.
+// Each kernel of the fused forward alone, versions side by side, at N = 256 x B = 256 (the largest state)
+// and N = 4096 x B = 16.
 void breakdown(int64_t heads, int repeats) {
   namespace cu = lit::kernels::cuda;
-  std::printf("\nfused forward, kernel by kernel (ms)\n%6s %4s %8s %10s %10s %10s %10s\n", "N", "B", "splits", "state",
-              "apply", "dwc", "aten_dwc");
+  std::printf("\nfused forward, kernel by kernel (ms)\n%6s %4s %7s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n", "N", "B",
+              "splits", "state_v1", "state_v2", "apply_v1", "apply_v2", "apply_v3", "dwc_v1", "dwc_v2", "dwc_v3",
+              "aten_dwc");
   for (const int64_t N : {256, 4096}) {
     const int64_t B = kTokensPerCall / N, g = grid_side(N), d = kDim / heads;
     const Inputs in = make_inputs(B, N, heads, false);
     const cu::Problem p{B, N, heads, d};
     const auto f32 = in.q.options().dtype(at::kFloat);
-    const int splits = cu::state_splits(p);
-    at::Tensor state = at::empty({splits, B * heads, d, d}, f32), m = at::empty({splits, B * heads, d}, f32);
-    at::Tensor out = at::empty({B, N, kDim}, in.q.options()), w = in.w.to(at::kFloat), b = in.b.to(at::kFloat);
     void* stream = c10::cuda::getCurrentCUDAStream().stream();
     cu::StateArgs sa;
     sa.x = {in.k.data_ptr(), in.k.stride(1)};
     sa.x_transform = cu::Transform::Phi;
     sa.y = {in.v.data_ptr(), in.v.stride(1)};
-    sa.state = state.data_ptr<float>();
-    sa.colsum = m.data_ptr<float>();
-    const double t_state =
-        time_cuda_ms([&] { cu::linear_attention_state(cu::DType::BF16, p, sa, stream); }, 3, repeats);
-    cu::ApplyArgs aa;
-    aa.a = {in.q.data_ptr(), in.q.stride(1)};
-    aa.a_transform = cu::Transform::Phi;
-    aa.s = state.data_ptr<float>();
-    aa.z_m = m.data_ptr<float>();
-    aa.out = out.data_ptr();
-    aa.out_row_stride = kDim;
-    const double t_apply =
-        time_cuda_ms([&] { cu::linear_attention_apply(cu::DType::BF16, p, aa, stream); }, 3, repeats);
-    cu::DwcArgs da;
-    da.v = {in.v.data_ptr(), in.v.stride(1)};
-    da.weight = w.data_ptr<float>();
-    da.bias = b.data_ptr<float>();
-    da.grid_h = g;
-    da.grid_w = N / g;
-    da.out = out.data_ptr();
-    da.out_row_stride = kDim;
-    const double t_dwc = time_cuda_ms([&] { cu::depthwise_conv_tokens(cu::DType::BF16, p, da, stream); }, 3, repeats);
+    double t_state[2];
+    int splits = 0;
+    for (int version : {1, 2}) {
+      sa.version = version;
+      splits = cu::state_splits(p, sa);
+      at::Tensor state = at::empty({splits, B * heads, d, d}, f32), m = at::empty({splits, B * heads, d}, f32);
+      sa.state = state.data_ptr<float>();
+      sa.colsum = m.data_ptr<float>();
+      t_state[version - 1] =
+          time_cuda_ms([&] { cu::linear_attention_state(cu::DType::BF16, p, sa, stream); }, 3, repeats);
+    }
+    const at::Tensor state = at::randn({B * heads, d, d}, f32) * 0.05, m = at::rand({B * heads, d}, f32);
+    const at::Tensor hi = state.to(at::kBFloat16), lo = (state - hi.to(at::kFloat)).to(at::kBFloat16);
+    at::Tensor out = at::empty({B, N, kDim}, in.q.options());
+    double t_apply[3];
+    for (int version : {1, 2, 3}) {
+      cu::ApplyArgs aa;
+      aa.a = {in.q.data_ptr(), in.q.stride(1)};
+      aa.a_transform = cu::Transform::Phi;
+      aa.s = state.data_ptr<float>();
+      if (version > 1) aa.s_hi = hi.data_ptr();
+      if (version == 2) aa.s_lo = lo.data_ptr();
+      aa.z_m = m.data_ptr<float>();
+      aa.out = out.data_ptr();
+      aa.out_row_stride = kDim;
+      t_apply[version - 1] =
+          time_cuda_ms([&] { cu::linear_attention_apply(cu::DType::BF16, p, aa, stream); }, 3, repeats);
+    }
+    const at::Tensor w = in.w.to(at::kFloat).reshape({d, kDwc * kDwc}).t().contiguous(), b = in.b.to(at::kFloat);
+    double t_dwc[3];
+    for (int version : {1, 2, 3}) {
+      cu::DwcArgs da;
+      da.v = {in.v.data_ptr(), in.v.stride(1)};
+      da.weight = w.data_ptr<float>();
+      da.bias = b.data_ptr<float>();
+      da.grid_h = g;
+      da.grid_w = N / g;
+      da.out = out.data_ptr();
+      da.out_row_stride = kDim;
+      da.version = version;
+      t_dwc[version - 1] = time_cuda_ms([&] { cu::depthwise_conv_tokens(cu::DType::BF16, p, da, stream); }, 3, repeats);
+    }
     const at::Tensor v_img = in.v.reshape({B, N, heads, d}).permute({0, 2, 3, 1}).reshape({B * heads, d, g, N / g});
     const double t_aten_dwc = time_cuda_ms([&] { at::conv2d(v_img, in.w, in.b, 1, kDwc / 2, 1, d); }, 3, repeats);
-    std::printf("%6lld %4lld %8d %10.3f %10.3f %10.3f %10.3f\n", (long long)N, (long long)B, splits, t_state, t_apply,
-                t_dwc, t_aten_dwc);
+    std::printf("%6lld %4lld %7d %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f\n", (long long)N, (long long)B,
+                splits, t_state[0], t_state[1], t_apply[0], t_apply[1], t_apply[2], t_dwc[0], t_dwc[1], t_dwc[2],
+                t_aten_dwc);
   }
+  std::printf("(apply_v3 = v2 with the state's low part left out; the state_v2 column writes float32 partials)\n");
 }
 
 void run(int64_t heads, int repeats) {
@@ -129,8 +150,8 @@ void run(int64_t heads, int repeats) {
   for (const bool training : {false, true}) {
     std::printf("\n%s\n", training ? "forward + backward (training; the fused kernels + ATen's convolution backward)"
                                    : "forward (inference, no autograd)");
-    std::printf("%6s %4s %12s %12s %12s %10s %10s %10s %10s\n", "N", "B", "aten_ref_ms", "fused_ms", "flash_ms",
-                "vs_ref", "vs_flash", "floor_ms", "of_floor");
+    std::printf("%6s %4s %10s %10s %10s %10s %10s %9s %9s %9s %9s\n", "N", "B", "aten_ref", "fused_v1", "fused_v2",
+                "fused_v3", "flash", "vs_ref", "vs_flash", "floor", "of_floor");
     for (const int64_t N : {256, 1024, 4096, 16384}) {
       const int64_t B = kTokensPerCall / N, g = grid_side(N);
       const Inputs in = make_inputs(B, N, heads, training);
@@ -144,11 +165,11 @@ void run(int64_t heads, int repeats) {
         at::Tensor o = lit::kernels::linear_attention_reference(in.q, in.k, in.v, heads, in.w, in.b, g, N / g);
         if (training) o.backward(grad);
       };
-      auto fused = [&] {
-        if (training) {
+      auto fused = [&](int version) {
+        if (training) {  // the training path takes the default version
           lit::kernels::linear_attention(in.q, in.k, in.v, heads, in.w, in.b, g, N / g).backward(grad);
         } else {
-          lit::kernels::linear_attention_cuda(in.q, in.k, in.v, heads, in.w, in.b, g, N / g);
+          lit::kernels::linear_attention_cuda(in.q, in.k, in.v, heads, in.w, in.b, g, N / g, version);
         }
       };
       auto flash = [&] {
@@ -162,12 +183,16 @@ void run(int64_t heads, int repeats) {
             zero_grads();
           },
           3, repeats);
-      const double fused_ms = time_cuda_ms(
-          [&] {
-            fused();
-            zero_grads();
-          },
-          3, repeats);
+      double fused_ms[3] = {0, 0, 0};
+      for (int version : {1, 2, 3}) {
+        if (training && version != 2) continue;
+        fused_ms[version - 1] = time_cuda_ms(
+            [&] {
+              fused(version);
+              zero_grads();
+            },
+            3, repeats);
+      }
       const double flash_ms = time_cuda_ms(
           [&] {
             flash();
@@ -180,11 +205,14 @@ void run(int64_t heads, int repeats) {
       const double flops = (training ? 3.0 : 1.0) * (4.0 * tokens * kDim * d + 2.0 * kDwc * kDwc * tokens * kDim);
       const double bytes = (training ? 2.0 : 1.0) * 4.0 * tokens * kDim * 2.0;
       const double floor_ms = std::max(flops / rate / 1e9, bytes / bw / 1e6);
-      std::printf("%6lld %4lld %12.3f %12.3f %12.3f %9.2fx %9.2fx %10.3f %9.0f%%\n", (long long)N, (long long)B, ref_ms,
-                  fused_ms, flash_ms, ref_ms / fused_ms, flash_ms / fused_ms, floor_ms, 100.0 * floor_ms / fused_ms);
+      const double best = fused_ms[1];
+      std::printf("%6lld %4lld %10.3f %10.3f %10.3f %10.3f %10.3f %8.2fx %8.2fx %9.3f %8.0f%%\n", (long long)N,
+                  (long long)B, ref_ms, fused_ms[0], fused_ms[1], fused_ms[2], flash_ms, ref_ms / best, flash_ms / best,
+                  floor_ms, 100.0 * floor_ms / best);
     }
   }
 
+  std::printf("(times in ms; ratios and of_floor for fused_v2, the default; training rows time the default only)\n");
   std::printf(
       "\npeak memory of one forward at batch 1 (MiB beyond the inputs; linear in N means constant per token)\n");
   std::printf("%6s %12s %12s %12s %16s\n", "N", "aten_ref", "fused", "flash", "fused_B/token");

@@ -1,0 +1,80 @@
+// `lit bench forward` as a user runs it: a table row per preset, one-line errors. No timing is asserted
+// (benchmarks measure, tests check behaviour).
+#include <gtest/gtest.h>
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/test_util.h"
+
+namespace lit {
+namespace {
+
+using test::run_command;
+
+const std::string kLit = LIT_CLI_PATH;
+const std::string kSmall = " --image-size 256 --batch-size 1 --repeats 2 --warmup 1 --device cpu --dtype fp32";
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+TEST(CliBenchForward, PrintsHeaderAndOneRowPerPreset) {
+  const auto r = run_command(kLit + " bench forward --preset DiT-S/8 --preset LiT-S/8" + kSmall);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "lit bench forward:")) << r.output;
+  EXPECT_TRUE(contains(r.output, "floor: fp32 1024^3 matrix multiply")) << r.output;
+  EXPECT_TRUE(contains(r.output, "ms/batch")) << r.output;
+  EXPECT_TRUE(contains(r.output, "of_floor")) << r.output;
+  // 256 px -> 32x32 latents, patch 8 -> 16 tokens, batch 1; no row failed.
+  for (const char* preset : {"DiT-S/8", "LiT-S/8"}) {
+    const size_t row = r.output.find(std::string("\n") + preset + " ");
+    ASSERT_NE(row, std::string::npos) << preset << " row missing:\n" << r.output;
+    std::istringstream line(r.output.substr(row + 1, r.output.find('\n', row + 1) - row - 1));
+    std::vector<std::string> fields;
+    for (std::string f; line >> f;) fields.push_back(f);
+    ASSERT_EQ(fields.size(), 10u) << line.str();  // preset px tokens batch ms/batch ms/image TFLOP/s ... peak
+    EXPECT_EQ(fields[1], "256") << line.str();
+    EXPECT_EQ(fields[2], "16") << line.str();
+    EXPECT_EQ(fields[3], "1") << line.str();
+    EXPECT_EQ(fields[8].back(), 'x') << "vs_first: " << line.str();
+    EXPECT_EQ(fields[9], "-") << "no peak memory on the CPU: " << line.str();
+  }
+}
+
+TEST(CliBenchForward, Runs1024PixelImages) {
+  // 1024 px -> 128x128 latents (image size / 8), patch 8 -> 16x16 = 256 tokens.
+  const auto r = run_command(kLit +
+                             " bench forward --preset DiT-S/8 --image-size 1024 --batch-size 1 --repeats 1 --warmup 0 "
+                             "--device cpu --dtype fp32");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "\nDiT-S/8           1024     256      1 ")) << r.output;
+  EXPECT_FALSE(contains(r.output, "error")) << r.output;
+}
+
+TEST(CliBenchForward, UnknownPresetIsOneLineAndNonZero) {
+  const auto r = run_command(kLit + " bench forward --preset DiT-Q/3" + kSmall);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.output, "DiT-Q/3")) << r.output;
+  EXPECT_EQ(r.output.find('\n'), r.output.size() - 1) << "expected exactly one line: " << r.output;
+}
+
+TEST(CliBenchForward, GpuSizedDefaultsAreRefusedOnTheCpu) {
+  const auto r = run_command(kLit + " bench forward --device cpu");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.output, "--preset")) << r.output;
+  EXPECT_EQ(r.output.find('\n'), r.output.size() - 1) << "expected exactly one line: " << r.output;
+}
+
+TEST(CliBenchForward, BatchSizesMustMatchImageSizes) {
+  const auto r = run_command(kLit +
+                             " bench forward --preset DiT-S/8 --image-size 256 --image-size 512 --batch-size 1 "
+                             "--batch-size 2 --batch-size 3 --device cpu --dtype fp32");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.output, "--batch-size")) << r.output;
+  EXPECT_EQ(r.output.find('\n'), r.output.size() - 1) << "expected exactly one line: " << r.output;
+}
+
+}  // namespace
+}  // namespace lit
