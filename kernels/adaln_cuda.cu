@@ -10,28 +10,10 @@
 #include <string>
 
 #include "kernels/adaln_cuda.h"
+#include "kernels/cuda_elem.cuh"
 
 namespace lit::kernels::cuda {
 namespace {
-
-template <typename T>
-struct Elem;
-template <>
-struct Elem<__nv_bfloat16> {
-  __device__ static float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-  __device__ static __nv_bfloat16 from_float(float v) { return __float2bfloat16_rn(v); }
-};
-template <>
-struct Elem<__half> {
-  __device__ static float to_float(__half v) { return __half2float(v); }
-  __device__ static __half from_float(float v) { return __float2half_rn(v); }
-};
-
-template <typename T>
-union Vec8 {
-  uint4 raw;
-  T v[8];
-};
 
 constexpr int kWarpsPerBlock = 4;
 constexpr int kMaxVecPerLane = 8;  // 32 lanes x 8 vectors x 8 elements: D <= 2048

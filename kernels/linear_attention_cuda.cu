@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/cuda_elem.cuh"
 #include "kernels/linear_attention_cuda.h"
 
 namespace lit::kernels::cuda {
@@ -27,31 +28,11 @@ namespace wmma = nvcuda::wmma;
 constexpr float kPhiEps = 1e-6f;   // phi(x) = relu(x) + 1e-6
 constexpr float kNormEps = 1e-6f;  // z = 1 / (q . mean(k) + 1e-6)
 
-template <typename T>
-struct Elem;
-template <>
-struct Elem<__nv_bfloat16> {
-  __device__ static float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-  __device__ static __nv_bfloat16 from_float(float v) { return __float2bfloat16_rn(v); }
-};
-template <>
-struct Elem<__half> {
-  __device__ static float to_float(__half v) { return __half2float(v); }
-  __device__ static __half from_float(float v) { return __float2half_rn(v); }
-};
-
 template <Transform kF>
 __device__ __forceinline__ float transform(float v) {
   if constexpr (kF == Transform::Phi) return fmaxf(v, 0.0f) + kPhiEps;
   return v;
 }
-
-// 8 elements of 2 bytes: one 16-byte load or store.
-template <typename T>
-union Vec8 {
-  uint4 raw;
-  T v[8];
-};
 
 void check(cudaError_t err, const char* what) {
   if (err != cudaSuccess)
@@ -253,6 +234,73 @@ __global__ void __launch_bounds__(kStateThreads) state_kernel(Problem p, StateAr
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// The product kernels' shared epilogue (both versions)
+// ---------------------------------------------------------------------------------------------------------
+// Each block's per-row scale: 1 / (z-dot + eps) from the two half-row dot products of a thread pair (LiT's
+// normaliser, also written to z_out by the first column tile), or the given row_scale, or 1.
+template <int kBM>
+__device__ __forceinline__ void product_row_scales(const Problem& p, const ApplyArgs& a, bool have_zm, float zdot,
+                                                   int64_t n0, int64_t bh, int tj, float* row_r) {
+  if (have_zm) {
+    const int z_row = threadIdx.x / 2;
+    zdot += __shfl_xor_sync(0xffffffffu, zdot, 1);
+    if (threadIdx.x % 2 == 0) {
+      const float r = 1.0f / (zdot + kNormEps);
+      row_r[z_row] = r;
+      if (a.z_out && tj == 0 && n0 + z_row < p.tokens) a.z_out[bh * p.tokens + n0 + z_row] = r;
+    }
+  } else if (threadIdx.x < kBM) {
+    const int64_t n = n0 + threadIdx.x;
+    row_r[threadIdx.x] = (a.row_scale && n < p.tokens) ? a.row_scale[bh * p.tokens + n] : 1.0f;
+  }
+}
+
+// Writes a kBM x kBN tile of accumulators (cs, row pitch `pitch` floats) through the epilogue of
+// linear_attention_cuda.h: scale, row x column term, column term, mask, accumulate, one rounding.
+template <typename T, bool kVec, int kBM, int kBN, int kThreads>
+__device__ __forceinline__ void write_product_tile(const Problem& p, const ApplyArgs& a, const float* cs, int pitch,
+                                                   const float* row_r, int64_t n0, int j0, int64_t bh) {
+  const int64_t b = bh / p.heads, h = bh % p.heads;
+  const int d = static_cast<int>(p.head_dim);
+  T* out = static_cast<T*>(a.out) + b * p.tokens * a.out_row_stride + h * d;
+  const T* mask = a.mask.data ? static_cast<const T*>(a.mask.data) + b * p.tokens * a.mask.row_stride + h * d : nullptr;
+  const float* row_coef = a.row_coef ? a.row_coef + bh * p.tokens : nullptr;
+  const float* col_vec = a.col_vec ? a.col_vec + bh * d : nullptr;
+  const float* col_add = a.col_add ? a.col_add + bh * d : nullptr;
+  auto value = [&](int row, int col, int64_t n, int j) {
+    float v = cs[row * pitch + col] * a.alpha * row_r[row];
+    if (row_coef) v -= row_coef[n] * col_vec[j];
+    if (col_add) v += col_add[j];
+    return v;
+  };
+  constexpr int kLanes = kVec ? 8 : 1;
+  for (int idx = threadIdx.x; idx < kBM * kBN / kLanes; idx += kThreads) {
+    const int row = idx / (kBN / kLanes), col = (idx % (kBN / kLanes)) * kLanes;
+    const int64_t n = n0 + row;
+    const int j = j0 + col;
+    if (n >= p.tokens || j >= d) continue;
+    if constexpr (kVec) {
+      Vec8<T> o, m, prev;
+      if (mask) m.raw = __ldg(reinterpret_cast<const uint4*>(mask + n * a.mask.row_stride + j));
+      if (a.accumulate) prev.raw = *reinterpret_cast<const uint4*>(out + n * a.out_row_stride + j);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        float v = value(row, col + e, n, j + e);
+        if (mask && !(Elem<T>::to_float(m.v[e]) > 0.0f)) v = 0.0f;
+        if (a.accumulate) v += Elem<T>::to_float(prev.v[e]);
+        o.v[e] = Elem<T>::from_float(v);
+      }
+      *reinterpret_cast<uint4*>(out + n * a.out_row_stride + j) = o.raw;
+    } else {
+      float v = value(row, col, n, j);
+      if (mask && !(Elem<T>::to_float(mask[n * a.mask.row_stride + j]) > 0.0f)) v = 0.0f;
+      if (a.accumulate) v += Elem<T>::to_float(out[n * a.out_row_stride + j]);
+      out[n * a.out_row_stride + j] = Elem<T>::from_float(v);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // The product with the state: out_n = epilogue(f(A_n) S), a tile of 128 tokens x 64 channels per block,
 // the state's rows in steps of 32
 // ---------------------------------------------------------------------------------------------------------
@@ -369,18 +417,7 @@ __global__ void __launch_bounds__(kApplyThreads) apply_kernel(Problem p, ApplyAr
     __syncthreads();
   }
 
-  // Per-row scale: the normaliser computed above, or the given one.
-  if (zm) {
-    zdot += __shfl_xor_sync(0xffffffffu, zdot, 1);
-    if (z_half == 0) {
-      const float r = 1.0f / (zdot + kNormEps);
-      row_r[z_row] = r;
-      if (a.z_out && tj == 0 && n0 + z_row < p.tokens) a.z_out[bh * p.tokens + n0 + z_row] = r;
-    }
-  } else if (threadIdx.x < kApplyBM) {
-    const int64_t n = n0 + threadIdx.x;
-    row_r[threadIdx.x] = (a.row_scale && n < p.tokens) ? a.row_scale[bh * p.tokens + n] : 1.0f;
-  }
+  product_row_scales<kApplyBM>(p, a, zm != nullptr, zdot, n0, bh, tj, row_r);
 #pragma unroll
   for (int fi = 0; fi < 2; ++fi)
 #pragma unroll
@@ -389,42 +426,7 @@ __global__ void __launch_bounds__(kApplyThreads) apply_kernel(Problem p, ApplyAr
                               wmma::mem_row_major);
   __syncthreads();
 
-  T* out = static_cast<T*>(a.out) + b * p.tokens * a.out_row_stride + h * d;
-  const T* mask = a.mask.data ? static_cast<const T*>(a.mask.data) + b * p.tokens * a.mask.row_stride + h * d : nullptr;
-  const float* row_coef = a.row_coef ? a.row_coef + bh * p.tokens : nullptr;
-  const float* col_vec = a.col_vec ? a.col_vec + bh * d : nullptr;
-  const float* col_add = a.col_add ? a.col_add + bh * d : nullptr;
-  auto epilogue = [&](int row, int col, float acc_v, int64_t n, int j) {
-    float v = acc_v * a.alpha * row_r[row];
-    if (row_coef) v -= row_coef[n] * col_vec[j];
-    if (col_add) v += col_add[j];
-    return v;
-  };
-  constexpr int kLanes = kVec ? 8 : 1;
-  for (int idx = threadIdx.x; idx < kApplyBM * kApplyBN / kLanes; idx += kApplyThreads) {
-    const int row = idx / (kApplyBN / kLanes), col = (idx % (kApplyBN / kLanes)) * kLanes;
-    const int64_t n = n0 + row;
-    const int j = j0 + col;
-    if (n >= p.tokens || j >= d) continue;
-    if constexpr (kVec) {
-      Vec8<T> o, m, prev;
-      if (mask) m.raw = __ldg(reinterpret_cast<const uint4*>(mask + n * a.mask.row_stride + j));
-      if (a.accumulate) prev.raw = *reinterpret_cast<const uint4*>(out + n * a.out_row_stride + j);
-#pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        float v = epilogue(row, col + e, sm.cs[row][col + e], n, j + e);
-        if (mask && !(Elem<T>::to_float(m.v[e]) > 0.0f)) v = 0.0f;
-        if (a.accumulate) v += Elem<T>::to_float(prev.v[e]);
-        o.v[e] = Elem<T>::from_float(v);
-      }
-      *reinterpret_cast<uint4*>(out + n * a.out_row_stride + j) = o.raw;
-    } else {
-      float v = epilogue(row, col, sm.cs[row][col], n, j);
-      if (mask && !(Elem<T>::to_float(mask[n * a.mask.row_stride + j]) > 0.0f)) v = 0.0f;
-      if (a.accumulate) v += Elem<T>::to_float(out[n * a.out_row_stride + j]);
-      out[n * a.out_row_stride + j] = Elem<T>::from_float(v);
-    }
-  }
+  write_product_tile<T, kVec, kApplyBM, kApplyBN, kApplyThreads>(p, a, &sm.cs[0][0], kApplyBN + 4, row_r, n0, j0, bh);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -677,17 +679,7 @@ __global__ void __launch_bounds__(kA2Threads, 2) apply2_kernel(Problem p, ApplyA
   cp_async_wait<0>();
   __syncthreads();  // the stages become the epilogue's staging area
 
-  if (zm) {
-    zdot += __shfl_xor_sync(0xffffffffu, zdot, 1);
-    if (z_half == 0) {
-      const float r = 1.0f / (zdot + kNormEps);
-      row_r[z_row] = r;
-      if (a.z_out && tj == 0 && n0 + z_row < p.tokens) a.z_out[bh * p.tokens + n0 + z_row] = r;
-    }
-  } else if (threadIdx.x < kA2BM) {
-    const int64_t n = n0 + threadIdx.x;
-    row_r[threadIdx.x] = (a.row_scale && n < p.tokens) ? a.row_scale[bh * p.tokens + n] : 1.0f;
-  }
+  product_row_scales<kA2BM>(p, a, zm != nullptr, zdot, n0, bh, tj, row_r);
 #pragma unroll
   for (int fi = 0; fi < 2; ++fi)
 #pragma unroll
@@ -695,30 +687,7 @@ __global__ void __launch_bounds__(kA2Threads, 2) apply2_kernel(Problem p, ApplyA
       wmma::store_matrix_sync(&cs[wm * 32 + fi * 16][wn * 48 + fj * 16], acc[fi][fj], kA2BN + 4, wmma::mem_row_major);
   __syncthreads();
 
-  T* out = static_cast<T*>(a.out) + b * p.tokens * a.out_row_stride + h * d;
-  const T* mask = a.mask.data ? static_cast<const T*>(a.mask.data) + b * p.tokens * a.mask.row_stride + h * d : nullptr;
-  const float* row_coef = a.row_coef ? a.row_coef + bh * p.tokens : nullptr;
-  const float* col_vec = a.col_vec ? a.col_vec + bh * d : nullptr;
-  const float* col_add = a.col_add ? a.col_add + bh * d : nullptr;
-  for (int idx = threadIdx.x; idx < kA2BM * kA2BN / 8; idx += kA2Threads) {
-    const int row = idx / (kA2BN / 8), col = (idx % (kA2BN / 8)) * 8;
-    const int64_t n = n0 + row;
-    const int j = j0 + col;
-    if (n >= p.tokens || j >= d) continue;
-    Vec8<T> o, m, prev;
-    if (mask) m.raw = __ldg(reinterpret_cast<const uint4*>(mask + n * a.mask.row_stride + j));
-    if (a.accumulate) prev.raw = *reinterpret_cast<const uint4*>(out + n * a.out_row_stride + j);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) {
-      float v = cs[row][col + e] * a.alpha * row_r[row];
-      if (row_coef) v -= row_coef[n] * col_vec[j + e];
-      if (col_add) v += col_add[j + e];
-      if (mask && !(Elem<T>::to_float(m.v[e]) > 0.0f)) v = 0.0f;
-      if (a.accumulate) v += Elem<T>::to_float(prev.v[e]);
-      o.v[e] = Elem<T>::from_float(v);
-    }
-    *reinterpret_cast<uint4*>(out + n * a.out_row_stride + j) = o.raw;
-  }
+  write_product_tile<T, true, kA2BM, kA2BN, kA2Threads>(p, a, &cs[0][0], kA2BN + 4, row_r, n0, j0, bh);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -920,6 +889,20 @@ __global__ void __launch_bounds__(kDwc3Threads) dwc3_kernel(Problem p, DwcArgs a
 // ---------------------------------------------------------------------------------------------------------
 // Launchers
 // ---------------------------------------------------------------------------------------------------------
+// Calls fn(T{}) with T the CUDA type of a 2-byte dtype; float32 has no fused kernels.
+template <typename Fn>
+void with_element_type(DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::BF16:
+      return fn(__nv_bfloat16{});
+    case DType::F16:
+      return fn(__half{});
+    case DType::F32:
+      break;
+  }
+  throw std::runtime_error("linear attention (CUDA): bf16 or fp16 inputs expected");
+}
+
 void check_problem(const Problem& p) {
   if (p.batch <= 0 || p.tokens <= 0 || p.heads <= 0 || p.head_dim <= 0)
     throw std::runtime_error("linear attention (CUDA): empty problem");
@@ -1070,16 +1053,11 @@ int state_splits(const Problem& p, const StateArgs& a) {
 void linear_attention_state(DType dtype, const Problem& p, const StateArgs& a, void* stream) {
   check_problem(p);
   const bool vec = vectorizable(a.x, p.head_dim) && vectorizable(a.y, p.head_dim);
-  auto s = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case DType::BF16:
-      return vec ? launch_state<__nv_bfloat16, true>(p, a, s) : launch_state<__nv_bfloat16, false>(p, a, s);
-    case DType::F16:
-      return vec ? launch_state<__half, true>(p, a, s) : launch_state<__half, false>(p, a, s);
-    case DType::F32:
-      break;
-  }
-  throw std::runtime_error("linear attention (CUDA): bf16 or fp16 inputs expected");
+  with_element_type(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    vec ? launch_state<T, true>(p, a, static_cast<cudaStream_t>(stream))
+        : launch_state<T, false>(p, a, static_cast<cudaStream_t>(stream));
+  });
 }
 
 void linear_attention_apply(DType dtype, const Problem& p, const ApplyArgs& a, void* stream) {
@@ -1088,32 +1066,18 @@ void linear_attention_apply(DType dtype, const Problem& p, const ApplyArgs& a, v
     throw std::runtime_error("linear attention (CUDA): row_coef and col_vec go together");
   const HeadMajor out{a.out, a.out_row_stride};
   const bool vec = vectorizable(a.a, p.head_dim) && vectorizable(a.mask, p.head_dim) && vectorizable(out, p.head_dim);
-  auto s = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case DType::BF16:
-      return vec ? launch_apply<__nv_bfloat16, true>(p, a, s) : launch_apply<__nv_bfloat16, false>(p, a, s);
-    case DType::F16:
-      return vec ? launch_apply<__half, true>(p, a, s) : launch_apply<__half, false>(p, a, s);
-    case DType::F32:
-      break;
-  }
-  throw std::runtime_error("linear attention (CUDA): bf16 or fp16 inputs expected");
+  with_element_type(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    vec ? launch_apply<T, true>(p, a, static_cast<cudaStream_t>(stream))
+        : launch_apply<T, false>(p, a, static_cast<cudaStream_t>(stream));
+  });
 }
 
 void depthwise_conv_tokens(DType dtype, const Problem& p, const DwcArgs& a, void* stream) {
   check_problem(p);
   if (a.grid_h * a.grid_w != p.tokens || a.kernel <= 0 || a.kernel % 2 == 0)
     throw std::runtime_error("linear attention (CUDA): bad depthwise convolution arguments");
-  auto s = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case DType::BF16:
-      return launch_dwc<__nv_bfloat16>(p, a, s);
-    case DType::F16:
-      return launch_dwc<__half>(p, a, s);
-    case DType::F32:
-      break;
-  }
-  throw std::runtime_error("linear attention (CUDA): bf16 or fp16 inputs expected");
+  with_element_type(dtype, [&](auto tag) { launch_dwc<decltype(tag)>(p, a, static_cast<cudaStream_t>(stream)); });
 }
 
 }  // namespace lit::kernels::cuda
