@@ -14,6 +14,7 @@
 
 #include "kernels/bench/bench_util.h"
 #include "kernels/cuda_support.h"
+#include "model/cuda_graph_forward.h"
 #include "model/dit.h"
 #include "tools/bench_common.h"
 #include "tools/commands.h"
@@ -34,6 +35,7 @@ struct ForwardBenchOptions {
   std::string dtype = "bf16";
   int repeats = 20;
   int warmup = 5;
+  bool cuda_graphs = false;  // replay the forward from a CUDA graph (model/cuda_graph_forward.h)
 };
 
 // 32 images at 256 px, 16 at 512, 4 above: about what DiT-XL/2 runs in comfortably on one large GPU.
@@ -66,7 +68,8 @@ RowResult time_forward(const ModelConfig& config, int64_t batch, const at::Devic
   const at::Tensor x = at::randn({batch, config.in_channels, config.input_size, config.input_size}, opts.dtype(dtype));
   const at::Tensor t = at::randint(0, 1000, {batch}, opts.dtype(at::kLong));
   const at::Tensor y = at::randint(0, config.num_classes, {batch}, opts.dtype(at::kLong));
-  const std::function<void()> forward = [&] { model->forward(x, t, y); };
+  const auto model_forward = graphed_forward(model, o.cuda_graphs && device.is_cuda());
+  const std::function<void()> forward = [&] { model_forward(x, t, y); };
 
   RowResult r;
 #ifdef LIT_WITH_CUDA
@@ -130,9 +133,10 @@ void run_bench_forward(ForwardBenchOptions o, bool presets_given) {
     throw Error("--dtype " + o.dtype + " on " + device.str() + ": " + first_line(e.what_without_backtrace()));
   }
   std::printf(
-      "lit bench forward: one backbone forward per batch (random weights, eval, no grad), %s on %s; %s; "
+      "lit bench forward: one backbone forward per batch (random weights, eval, no grad), %s on %s; %s%s; "
       "median of %d runs after %d warm-up\n",
-      o.dtype.c_str(), device.str().c_str(), kernels::cuda_summary().c_str(), o.repeats, o.warmup);
+      o.dtype.c_str(), device.str().c_str(), kernels::cuda_summary().c_str(),
+      device.is_cuda() && o.cuda_graphs ? ", CUDA graphs" : "", o.repeats, o.warmup);
   std::printf(
       "floor: %s %lld^3 matrix multiply measured here, %.2f TFLOP/s; of_floor = TFLOP/s over it "
       "(forward FLOPs x batch / time, 2 FLOPs per multiply-add); vs_first = the first preset's time at "
@@ -200,6 +204,8 @@ void add_bench_forward_command(CLI::App* bench) {
   fwd->add_option("--dtype", o.dtype, "fp32, bf16 or fp16 (weights and inputs)")->capture_default_str();
   fwd->add_option("--repeats", o.repeats, "timed runs (median reported)")->capture_default_str();
   fwd->add_option("--warmup", o.warmup, "untimed runs first")->capture_default_str();
+  fwd->add_flag("--cuda-graphs", o.cuda_graphs,
+                "replay the forward from a CUDA graph (experimental: not yet verified on a GPU)");
   fwd->callback([] { run_bench_forward(o, preset_option->count() > 0); });
 }
 

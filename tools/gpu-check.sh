@@ -52,6 +52,8 @@ fi
 
 if has forward; then
   timeout 240 $lit bench forward --preset DiT-XL/2 --preset LiT-XL/2 --dtype bf16 2>&1 | tee "$OUT/bench_forward.txt"
+  timeout 240 $lit bench forward --preset DiT-XL/2 --preset LiT-XL/2 --dtype bf16 --cuda-graphs 2>&1 |
+    tee -a "$OUT/bench_forward.txt"
   timeout 240 python3 tools/bench_eager.py 2>&1 | tee "$OUT/bench_eager.txt"
 fi
 
