@@ -8,8 +8,8 @@
 #   kernels   kernel benchmarks: modulate, linear attention (versions, kernel by kernel, training, memory)
 #   forward   backbone forward per image, DiT-XL/2 and LiT-XL/2 at 256/512/1024 px, and the PyTorch eager
 #             baseline of the same architectures (tools/bench_eager.py)
-#   generate  sampling throughput: 250 DDPM steps at 256 px and 20 DPM-Solver++ steps at 1024 px with guidance,
-#             eager and with --cuda-graphs
+#   generate  images/s end to end (sampling + SD-VAE decode, random weights): 250 DDPM steps at 256 px and 20
+#             DPM-Solver++ steps at 1024 px with guidance, eager and with --cuda-graphs
 #   distill   distillation training throughput, LiT-XL/2 <- DiT-XL/2
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -61,10 +61,10 @@ if has generate; then
   for m in DiT-XL/2 LiT-XL/2; do
     for graphs in "" --cuda-graphs; do
       timeout 200 $lit bench generate --preset $m --image-size 256 --batch-size 32 --sampler ddpm --steps 250 \
-        --device cuda --dtype bf16 --repeats 1 $graphs 2>&1 | tee -a "$OUT/bench_generate.txt"
+        --device cuda --dtype bf16 --repeats 1 --decode $graphs 2>&1 | tee -a "$OUT/bench_generate.txt"
     done
     timeout 200 $lit bench generate --preset $m --image-size 1024 --batch-size 4 --sampler dpm++2m --steps 20 \
-      --device cuda --dtype bf16 --repeats 3 --cuda-graphs 2>&1 | tee -a "$OUT/bench_generate.txt"
+      --device cuda --dtype bf16 --repeats 3 --decode --cuda-graphs 2>&1 | tee -a "$OUT/bench_generate.txt"
   done
 fi
 

@@ -1,11 +1,13 @@
-// `lit bench forward` as a user runs it: a table row per preset, one-line errors. No timing is asserted
-// (benchmarks measure, tests check behaviour).
+// `lit bench forward` and `lit bench generate` as a user runs them: a table row per preset, one-line errors. No timing
+// is asserted (benchmarks measure, tests check behaviour).
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "model/builtin_model.h"
 #include "tests/test_util.h"
 
 namespace lit {
@@ -51,6 +53,30 @@ TEST(CliBenchForward, Runs1024PixelImages) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "\nDiT-S/8           1024     256      1 ")) << r.output;
   EXPECT_FALSE(contains(r.output, "error")) << r.output;
+}
+
+// `lit bench generate --vae DIR`: the end-to-end row (sampling, then decoding and 8-bit images) with its
+// decode_s column; a VAE whose latent channels do not fit the model is one line and a non-zero exit.
+TEST(CliBenchGenerate, DecodesEachBatchWithTheVae) {
+  const std::string vae = std::string(LIT_FIXTURES_DIR) + "/vae/tiny_sd_vae";
+  const auto r = run_command(kLit + " bench generate --preset LiT-S/8 --image-size 64 --batch-size 2 --steps 2 " +
+                             "--repeats 1 --vae " + vae);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "decode_s")) << r.output;
+  EXPECT_TRUE(contains(r.output, "end to end")) << r.output;
+  const size_t row = r.output.find("\nfp32 ");
+  ASSERT_NE(row, std::string::npos) << r.output;
+  std::istringstream line(r.output.substr(row + 1, r.output.find('\n', row + 1) - row - 1));
+  std::vector<std::string> fields;
+  for (std::string f; line >> f;) fields.push_back(f);
+  ASSERT_EQ(fields.size(), 8u) << line.str();  // dtype s/batch images/s evals/s TFLOP/s of_matmul vs_first decode_s
+  EXPECT_LT(std::stod(fields[7]), std::stod(fields[1])) << "decoding is part of the batch's time: " << line.str();
+
+  const std::optional<std::string> pixel_model = find_builtin_model();  // 1 channel: pixels, no VAE
+  ASSERT_TRUE(pixel_model.has_value());
+  const auto bad = run_command(kLit + " bench generate --model " + *pixel_model + " --steps 1 --repeats 1 --decode");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_TRUE(contains(bad.output, "latent channels")) << bad.output;
 }
 
 TEST(CliBenchForward, UnknownPresetIsOneLineAndNonZero) {
