@@ -19,31 +19,18 @@ namespace {
 
 constexpr double kEps = 1e-6;  // DiT's LayerNorm eps
 
-void check_shapes(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {
-  TORCH_CHECK(x.dim() == 3, "layer_norm_modulate: x must be (B, N, D), got ", x.sizes());
-  TORCH_CHECK(shift.dim() == 2 && shift.size(0) == x.size(0) && shift.size(1) == x.size(2),
-              "layer_norm_modulate: shift must be (B, D) = (", x.size(0), ", ", x.size(2), "), got ", shift.sizes());
-  TORCH_CHECK(scale.sizes() == shift.sizes(), "layer_norm_modulate: scale must be like shift ", shift.sizes(), ", got ",
-              scale.sizes());
-}
-
-bool half(at::ScalarType t) {
-  return t == at::kBFloat16 || t == at::kHalf;
-}
-
 }  // namespace
 
 at::Tensor layer_norm_modulate_reference(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {
-  check_shapes(x, shift, scale);
+  check_modulate_shapes("layer_norm_modulate", x, shift, scale);
   return modulate(at::layer_norm(x, {x.size(-1)}, {}, {}, kEps), shift, scale);
 }
 
 bool half_precision_cuda_inference(const at::Tensor& x) {
 #ifdef LIT_WITH_CUDA
-  return x.is_cuda() && half(x.scalar_type()) && !at::GradMode::is_enabled();
+  return x.is_cuda() && is_half_type(x.scalar_type()) && !at::GradMode::is_enabled();
 #else
   (void)x;
-  (void)half;
   return false;
 #endif
 }
@@ -57,7 +44,7 @@ at::Tensor rows_of(const at::Tensor& t) {
 }
 
 bool kernel_fits(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {
-  return x.is_cuda() && half(x.scalar_type()) && shift.scalar_type() == x.scalar_type() &&
+  return x.is_cuda() && is_half_type(x.scalar_type()) && shift.scalar_type() == x.scalar_type() &&
          scale.scalar_type() == x.scalar_type() && shift.device() == x.device() && scale.device() == x.device() &&
          shift.stride(1) == 1 && scale.stride(1) == 1 &&
          cuda::layer_norm_modulate_fits(x.data_ptr(), shift.data_ptr(), shift.stride(0), scale.data_ptr(),
@@ -67,17 +54,16 @@ bool kernel_fits(const at::Tensor& x, const at::Tensor& shift, const at::Tensor&
 }  // namespace
 
 at::Tensor layer_norm_modulate_cuda(const at::Tensor& x_in, const at::Tensor& shift_in, const at::Tensor& scale_in) {
-  check_shapes(x_in, shift_in, scale_in);
+  check_modulate_shapes("layer_norm_modulate", x_in, shift_in, scale_in);
   const at::Tensor x = x_in.contiguous(), shift = rows_of(shift_in), scale = rows_of(scale_in);
   TORCH_CHECK(kernel_fits(x, shift, scale),
               "layer_norm_modulate_cuda: CUDA bf16/fp16 tensors of one dtype with D % 8 == 0 and D <= 2048 expected");
   const c10::cuda::CUDAGuard guard(x.device());
   at::Tensor out = at::empty_like(x);
   try {
-    cuda::layer_norm_modulate(x.scalar_type() == at::kBFloat16 ? cuda::DType::BF16 : cuda::DType::F16, x.data_ptr(),
-                              shift.data_ptr(), shift.stride(0), scale.data_ptr(), scale.stride(0), out.data_ptr(),
-                              x.size(0), x.size(1), x.size(2), static_cast<float>(kEps),
-                              c10::cuda::getCurrentCUDAStream().stream());
+    cuda::layer_norm_modulate(*cuda_element_type(x.scalar_type()), x.data_ptr(), shift.data_ptr(), shift.stride(0),
+                              scale.data_ptr(), scale.stride(0), out.data_ptr(), x.size(0), x.size(1), x.size(2),
+                              static_cast<float>(kEps), c10::cuda::getCurrentCUDAStream().stream());
   } catch (const std::runtime_error& e) {
     TORCH_CHECK(false, e.what());
   }
@@ -85,9 +71,9 @@ at::Tensor layer_norm_modulate_cuda(const at::Tensor& x_in, const at::Tensor& sh
 }
 
 at::Tensor layer_norm_modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {
-  check_shapes(x, shift, scale);
+  check_modulate_shapes("layer_norm_modulate", x, shift, scale);
   // The kernel has no backward: with gradients recorded the reference's ATen ops run.
-  if (x.is_cuda() && half(x.scalar_type()) && x.is_contiguous() && !records_grad({x, shift, scale}) &&
+  if (x.is_cuda() && is_half_type(x.scalar_type()) && x.is_contiguous() && !records_grad({x, shift, scale}) &&
       kernel_fits(x, rows_of(shift), rows_of(scale)))
     return layer_norm_modulate_cuda(x, shift, scale);
   return layer_norm_modulate_reference(x, shift, scale);

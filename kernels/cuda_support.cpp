@@ -33,6 +33,23 @@ bool records_grad(std::initializer_list<at::Tensor> tensors) {
   return false;
 }
 
+std::optional<cuda::DType> cuda_element_type(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kFloat:
+      return cuda::DType::F32;
+    case at::kHalf:
+      return cuda::DType::F16;
+    case at::kBFloat16:
+      return cuda::DType::BF16;
+    default:
+      return std::nullopt;
+  }
+}
+
+bool is_half_type(at::ScalarType dtype) {
+  return dtype == at::kBFloat16 || dtype == at::kHalf;
+}
+
 bool cuda_available() {
   return built_with_cuda() && at::hasCUDA();
 }

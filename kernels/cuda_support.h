@@ -4,7 +4,10 @@
 #include <ATen/ATen.h>
 
 #include <initializer_list>
+#include <optional>
 #include <string>
+
+#include "kernels/cuda_types.h"
 
 namespace lit::kernels {
 
@@ -22,5 +25,10 @@ void use_exact_float32();
 // A raw CUDA kernel records nothing, so the dispatchers take the kernels only when this is false (or when the
 // kernel comes with its own backward).
 bool records_grad(std::initializer_list<at::Tensor> tensors);
+
+// The kernels' element type for a tensor dtype (float32, float16, bfloat16), none for the others.
+std::optional<cuda::DType> cuda_element_type(at::ScalarType dtype);
+// bfloat16 or float16: the dtypes of the fused half-precision kernels.
+bool is_half_type(at::ScalarType dtype);
 
 }  // namespace lit::kernels

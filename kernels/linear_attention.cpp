@@ -112,24 +112,15 @@ LinearAttentionGrads linear_attention_core_backward_reference(const at::Tensor& 
 #ifdef LIT_WITH_CUDA
 namespace {
 
-bool fused_dtype(at::ScalarType t, cuda::DType* out) {
-  if (t == at::kBFloat16) *out = cuda::DType::BF16;
-  if (t == at::kHalf) *out = cuda::DType::F16;
-  return t == at::kBFloat16 || t == at::kHalf;
-}
-
 bool fused_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-  cuda::DType dtype;
-  return q.is_cuda() && fused_dtype(q.scalar_type(), &dtype) && k.scalar_type() == q.scalar_type() &&
+  return q.is_cuda() && is_half_type(q.scalar_type()) && k.scalar_type() == q.scalar_type() &&
          v.scalar_type() == q.scalar_type() && k.device() == q.device() && v.device() == q.device();
 }
 
 cuda::DType checked_dtype(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const char* what) {
   TORCH_CHECK(fused_applies(q, k, v), what, ": CUDA tensors of one dtype, bf16 or fp16, expected; got ",
               q.scalar_type(), " on ", q.device());
-  cuda::DType dtype = cuda::DType::BF16;
-  fused_dtype(q.scalar_type(), &dtype);
-  return dtype;
+  return *cuda_element_type(q.scalar_type());
 }
 
 // The kernels read tokens with a row stride and contiguous channels; anything else is copied once.

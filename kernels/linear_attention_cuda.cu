@@ -13,6 +13,7 @@
 #include <mma.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -39,10 +40,17 @@ void check(cudaError_t err, const char* what) {
     throw std::runtime_error(std::string("linear attention (CUDA) ") + what + ": " + cudaGetErrorString(err));
 }
 
+// Multiprocessors of the current device, asked once per device (the launchers size grids on every call).
 int sm_count() {
-  int device = 0, sms = 0;
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> cached[kMaxDevices] = {};
+  int device = 0;
   check(cudaGetDevice(&device), "cudaGetDevice");
+  if (device < kMaxDevices && cached[device].load(std::memory_order_relaxed) > 0)
+    return cached[device].load(std::memory_order_relaxed);
+  int sms = 0;
   check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
+  if (device < kMaxDevices) cached[device].store(sms, std::memory_order_relaxed);
   return sms;
 }
 

@@ -10,6 +10,9 @@ namespace lit::kernels {
 
 at::Tensor modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale);
 
+// The shapes every adaLN operator takes (x (B, N, D), shift and scale (B, D)); throws c10::Error naming `op`.
+void check_modulate_shapes(const char* op, const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale);
+
 // The reference, written as DiT writes it; the CUDA kernel is tested against it.
 at::Tensor modulate_reference(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale);
 

@@ -177,6 +177,10 @@ VaeFiles find_vae_files(const std::string& path, const std::string& config_path)
   return files;
 }
 
+at::ScalarType vae_dtype_for(at::ScalarType model_dtype) {
+  return model_dtype == at::kBFloat16 ? at::kBFloat16 : at::kFloat;
+}
+
 AutoencoderKL load_vae(const std::string& path, const VaeLoadOptions& options) {
   const VaeFiles files = find_vae_files(path, options.config_path);
   AutoencoderKL vae(read_vae_config(files.config));

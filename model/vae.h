@@ -96,6 +96,10 @@ class AutoencoderKL {
   std::string source_;
 };
 
+// The dtype a VAE runs in beside a diffusion model of `model_dtype`: bf16 stays bf16; fp16 and fp32 decode in
+// float32 (Stable Diffusion's VAE overflows float16).
+at::ScalarType vae_dtype_for(at::ScalarType model_dtype);
+
 struct VaeLoadOptions {
   std::string config_path;  // a config.json to use instead of the one found beside the weights
   at::Device device = at::kCPU;

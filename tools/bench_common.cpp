@@ -1,8 +1,6 @@
 #include "tools/bench_common.h"
 
-#include <algorithm>
-#include <vector>
-
+#include "kernels/bench/bench_util.h"
 #include "weights/error.h"
 
 namespace lit::cli {
@@ -43,21 +41,7 @@ int64_t matmul_rate_side(const at::Device& device) {
 }
 
 double matmul_rate(const at::Device& device, at::ScalarType dtype) {
-  const int64_t m = matmul_rate_side(device);
-  const auto opts = at::TensorOptions().device(device).dtype(dtype);
-  const at::Tensor a = at::randn({m, m}, opts), b = at::randn({m, m}, opts);
-  at::matmul(a, b);
-  synchronize(device);
-  std::vector<double> times;
-  for (int i = 0; i < 5; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    at::matmul(a, b);
-    synchronize(device);
-    times.push_back(seconds_since(t0));
-  }
-  std::sort(times.begin(), times.end());
-  return 2.0 * static_cast<double>(m) * static_cast<double>(m) * static_cast<double>(m) / times[times.size() / 2] /
-         1e12;
+  return bench::matmul_rate_tflops(device, dtype, matmul_rate_side(device));
 }
 
 }  // namespace lit::cli

@@ -22,8 +22,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0);
 // Multiply-adds of one forward pass of one image, counted as 2 FLOPs each (linear layers and attention).
 double forward_flops(const ModelConfig& config);
 
-// The device's matrix-multiply rate in this dtype (TFLOP/s): the median of 5 square products of side
-// matmul_rate_side(device), 8192 on CUDA and 1024 on the CPU.
+// The device's matrix-multiply rate in this dtype (TFLOP/s): bench::matmul_rate_tflops with square products
+// of side matmul_rate_side(device), 8192 on CUDA and 1024 on the CPU.
 double matmul_rate(const at::Device& device, at::ScalarType dtype);
 int64_t matmul_rate_side(const at::Device& device);
 

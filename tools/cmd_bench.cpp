@@ -40,10 +40,10 @@ struct BenchOptions {
   bool decode = false;  // decode with Stable Diffusion's VAE architecture, random weights
 };
 
-// The VAE the end-to-end rows decode with, in the dtype lit generate uses for it (bf16 stays bf16; fp16 SD
-// VAEs overflow, so fp16 and fp32 decode in float32). None when neither --vae nor --decode is given.
+// The VAE the end-to-end rows decode with, in the dtype lit generate uses for it (vae_dtype_for). None when
+// neither --vae nor --decode is given.
 std::optional<AutoencoderKL> bench_vae(const BenchOptions& o, const at::Device& device, at::ScalarType model_dtype) {
-  const at::ScalarType dtype = model_dtype == at::kBFloat16 ? at::kBFloat16 : at::kFloat;
+  const at::ScalarType dtype = vae_dtype_for(model_dtype);
   if (!o.vae.empty()) {
     VaeLoadOptions vo;
     vo.device = device;

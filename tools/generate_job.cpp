@@ -316,7 +316,7 @@ int64_t run_generate(const GenerateOptions& options, const std::atomic<bool>* ca
   if (!o.vae.empty()) {
     VaeLoadOptions vo;
     vo.device = device;
-    vo.dtype = dtype == at::kBFloat16 ? at::kBFloat16 : at::kFloat;  // fp16 SD VAEs overflow; keep fp32 then
+    vo.dtype = vae_dtype_for(dtype);
     vae = load_vae(o.vae, vo);
     check_latent_channels(*vae, config.in_channels,
                           (config.preset_name() == "custom" ? o.model : config.preset_name()));

@@ -3,7 +3,8 @@
 # script (see README, "With CUDA") here first and carry .devkit). Logs and tables go to $OUT (default:
 # gpu-out/). Stages, in this order, all by default; name some to run only those (a device call is limited to
 # 10 minutes, so split them over calls: e.g. "build test", then "kernels forward", then "generate distill"):
-#   build     configure (once) and build everything
+#   build     configure (once) and build everything, or only $TARGETS (e.g. TARGETS="lit lit_tests_kernels"
+#             for a development loop; the build goes on past failures and prints the errors)
 #   test      every test, 8 at a time (the CUDA tests run here; the CPU tests too)
 #   kernels   kernel benchmarks: modulate, linear attention (versions, kernel by kernel, training, memory)
 #   forward   backbone forward per image, DiT-XL/2 and LiT-XL/2 at 256/512/1024 px, and the PyTorch eager
@@ -27,7 +28,8 @@ if has build; then
     { tail -30 "$OUT/configure.log"; exit 1; }
   grep -E "lit.cpp|LibTorch|CUDA kernels|GUI" "$OUT/configure.log"
   start=$(date +%s)
-  cmake --build build-cuda >"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -30; exit 1; }
+  # shellcheck disable=SC2086 # TARGETS is a list of target names
+  ninja -C build-cuda -k 0 ${TARGETS:-} >"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" -A3 "$OUT/build.log" | head -40; exit 1; }
   echo "build: $(($(date +%s) - start)) s, warnings: $(grep -c 'warning:' "$OUT/build.log")"
 fi
 

@@ -256,7 +256,7 @@ void Generator::ensure_loaded(const Settings& s, bool force) {
     set_progress([&](Progress& p) { p.message = "loading the VAE " + s.vae_path; });
     VaeLoadOptions vo;
     vo.device = options.device;
-    vo.dtype = options.dtype == at::kBFloat16 ? at::kBFloat16 : at::kFloat;  // fp16 SD VAEs overflow
+    vo.dtype = vae_dtype_for(options.dtype);
     next->vae = load_vae(s.vae_path, vo);
     check_latent_channels(*next->vae, config.in_channels, info.architecture);
     info.vae_path = s.vae_path;

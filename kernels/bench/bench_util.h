@@ -1,5 +1,6 @@
-// Timing helpers shared by the kernel benchmarks: medians of repeated runs, CUDA events on the GPU, and the
-// two ceilings of a device measured in the same process (device-to-device copy rate, bf16 matrix rate).
+// Timing helpers shared by the benchmarks (kernels/bench and `lit bench`): medians of repeated runs, CUDA
+// events on the GPU, and the two ceilings of a device measured in the same process (device-to-device copy
+// rate, matrix-multiply rate).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -46,14 +47,6 @@ inline double copy_rate_gbs() {
   return 2.0 * static_cast<double>(a.numel()) / ms / 1e6;
 }
 
-// bf16 matrix-multiply rate in TFLOP/s (8192^3, random operands).
-inline double matmul_rate_tflops(at::ScalarType dtype = at::kBFloat16) {
-  const auto opts = at::TensorOptions().device(at::kCUDA).dtype(dtype);
-  const int64_t m = 8192;
-  const at::Tensor a = at::randn({m, m}, opts), b = at::randn({m, m}, opts);
-  const double ms = time_cuda_ms([&] { at::matmul(a, b); }, 3, 20);
-  return 2.0 * m * m * m / ms / 1e9;
-}
 #endif
 
 inline double time_cpu_ms(const std::function<void()>& fn, int warmup = 3, int repeats = 20) {
@@ -65,6 +58,22 @@ inline double time_cpu_ms(const std::function<void()>& fn, int warmup = 3, int r
     times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   return median(times);
+}
+
+// The device's matrix-multiply rate in TFLOP/s for this dtype: square products of the given side on random
+// operands, the median of repeated runs (CUDA events on a GPU, the host clock on the CPU). The hardware
+// floor the benchmarks compare against.
+inline double matmul_rate_tflops(const at::Device& device, at::ScalarType dtype, int64_t side) {
+  const auto opts = at::TensorOptions().device(device).dtype(dtype);
+  const at::Tensor a = at::randn({side, side}, opts), b = at::randn({side, side}, opts);
+  const auto run = [&] { at::matmul(a, b); };
+  double ms = 0;
+#ifdef LIT_WITH_CUDA
+  if (device.is_cuda()) ms = time_cuda_ms(run, 3, 20);
+#endif
+  if (!device.is_cuda()) ms = time_cpu_ms(run, 1, 5);
+  const double m = static_cast<double>(side);
+  return 2.0 * m * m * m / ms / 1e9;
 }
 
 }  // namespace lit::bench
