@@ -52,6 +52,18 @@ struct Graph {
   at::Tensor x, t, y;         // static inputs: the graph reads these addresses; each call copies into them
   at::Tensor out;             // static output, allocated during the capture in the graph's private pool
 };
+
+// What the graphs depend on besides the input shape: where the parameters are (pos_embed stands for all of
+// them: moving or casting the model reallocates every one; the graphs read them by address) and the sum of
+// their version counters, which every in-place change raises (load_state_dict included). An in-place change
+// keeps the addresses but stales what the model derives from its weights in an eager forward, such as LiT's
+// merged q/kv weights in half precision, which a replay would go on reading: so it recaptures too.
+std::pair<const void*, int64_t> parameter_state(DiTImpl& model) {
+  int64_t versions = 0;
+  for (const at::Tensor& p : model.parameters()) versions += static_cast<int64_t>(p._version());
+  for (const at::Tensor& b : model.buffers()) versions += static_cast<int64_t>(b._version());
+  return {model.pos_embed.data_ptr(), versions};
+}
 #endif
 
 }  // namespace
@@ -61,9 +73,8 @@ struct CudaGraphForward::Cache {
   std::vector<std::unique_ptr<Graph>> graphs;  // oldest first
 #endif
   std::vector<ShapeKey> eager;  // shapes whose capture failed: they run eagerly from then on
-  // Where the model's parameters were when the graphs were captured (pos_embed stands for all of them: moving
-  // or casting the model reallocates every parameter). The graphs read parameters by address.
-  const void* params = nullptr;
+  // The parameters the graphs were captured with (see parameter_state()).
+  std::pair<const void*, int64_t> params{nullptr, -1};
   bool reported = false;  // the one message about a failed capture was sent
 };
 
@@ -174,7 +185,7 @@ void CudaGraphForward::clear() {
   cache_->graphs.clear();
 #endif
   cache_->eager.clear();
-  cache_->params = nullptr;
+  cache_->params = {nullptr, -1};
 }
 
 at::Tensor CudaGraphForward::operator()(const at::Tensor& x_in, const at::Tensor& t_in, const at::Tensor& y_in) {
@@ -192,9 +203,10 @@ at::Tensor CudaGraphForward::operator()(const at::Tensor& x_in, const at::Tensor
       x.is_cuda() && !model.is_training() && !at::GradMode::is_enabled() && !compat::autocast_state(at::kCUDA).enabled;
   if (graphable) {
     Cache& cache = *cache_;
-    if (cache.params != model.pos_embed.data_ptr()) {
+    const auto params = parameter_state(model);
+    if (cache.params != params) {
       clear();
-      cache.params = model.pos_embed.data_ptr();
+      cache.params = params;
     }
     const ShapeKey key = key_of(x, t);
     for (const auto& g : cache.graphs)

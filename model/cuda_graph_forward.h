@@ -10,8 +10,9 @@
 // wrapper is a plain model->forward. If a capture fails, that input shape stays eager (reported once through
 // the message callback) and sampling goes on.
 //
-// The model's parameters are baked into the graphs by address: change their values in place if you like
-// (load_state_dict copies into them), but moving or casting the model drops the graphs and captures again.
+// The model's parameters are baked into the graphs by address. Changing them (in place, as load_state_dict
+// does, or by moving or casting the model) drops the graphs, and the next call captures again: every call
+// compares the parameters' addresses and version counters with those the graphs were captured with.
 // One thread at a time: a capture must not overlap other CUDA work of the process (PyTorch's default global
 // capture mode refuses some CUDA calls from other threads while it lasts).
 #pragma once

@@ -199,6 +199,21 @@ TEST_P(CudaGraphForwardCuda, MovingTheModelRecapturesOnTheNewParameters) {
   EXPECT_EQ(graphed.num_graphs(), 1u);
 }
 
+TEST_P(CudaGraphForwardCuda, ChangingTheWeightsInPlaceRecaptures) {
+  // load_state_dict and optimiser steps change parameters in place: same addresses, new values, and (LiT in
+  // half precision) a merged q/kv weight that only an eager forward rebuilds.
+  at::NoGradGuard no_grad;
+  CudaGraphForward graphed(model_);
+  const Inputs in = inputs(2);
+  const at::Tensor before = graphed(in.x, in.t, in.y);
+  for (at::Tensor& p : model_->parameters()) p.mul_(0.75);
+  expect_eager(graphed, in, "after scaling every weight in place");
+  EXPECT_FALSE(at::equal(graphed(in.x, in.t, in.y), before));
+  load_state_dict(model_, state_dict(test::random_model(config_, 12)));
+  expect_eager(graphed, in, "after load_state_dict");
+  EXPECT_EQ(graphed.num_graphs(), 1u);
+}
+
 TEST_P(CudaGraphForwardCuda, GuidedSamplingGivesTheSameLatents) {
   SamplingSettings settings;
   settings.sampler = "ddim";
