@@ -28,7 +28,7 @@ at::Tensor layer_norm_modulate_reference(const at::Tensor& x, const at::Tensor& 
 
 bool half_precision_cuda_inference(const at::Tensor& x) {
 #ifdef LIT_WITH_CUDA
-  return x.is_cuda() && is_half_type(x.scalar_type()) && !at::GradMode::is_enabled();
+  return x.is_cuda() && is_half_type(x.scalar_type()) && !at::GradMode::is_enabled() && !training_path_forced();
 #else
   (void)x;
   return false;

@@ -19,9 +19,9 @@ at::Tensor layer_norm_modulate_reference(const at::Tensor& x, const at::Tensor& 
 // The CUDA kernel by itself (tests and benchmarks); throws for other inputs or builds.
 at::Tensor layer_norm_modulate_cuda(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale);
 
-// Whether the fused half-precision inference path applies to activations like x: a CUDA bf16/fp16 tensor
-// in a build with CUDA kernels, with gradients off. The model takes its one-GEMM and fused-epilogue
-// variants only then, so training and float32 keep the plain operators.
+// Whether the fused half-precision inference path applies to activations like x: a CUDA bf16/fp16 tensor in
+// a build with CUDA kernels, with gradients off and no TrainingPathGuard alive. The model takes its one-GEMM
+// and fused-epilogue variants only then, so training and float32 keep the plain operators.
 bool half_precision_cuda_inference(const at::Tensor& x);
 
 }  // namespace lit::kernels

@@ -26,7 +26,24 @@ void use_exact_float32() {
   context.setBenchmarkCuDNN(false);
 }
 
+namespace {
+thread_local bool t_training_path = false;
+}  // namespace
+
+TrainingPathGuard::TrainingPathGuard() : previous_(t_training_path) {
+  t_training_path = true;
+}
+
+TrainingPathGuard::~TrainingPathGuard() {
+  t_training_path = previous_;
+}
+
+bool training_path_forced() {
+  return t_training_path;
+}
+
 bool records_grad(std::initializer_list<at::Tensor> tensors) {
+  if (t_training_path) return true;
   if (!at::GradMode::is_enabled()) return false;
   for (const at::Tensor& t : tensors)
     if (t.defined() && t.requires_grad()) return true;

@@ -21,10 +21,25 @@ cuda_summary();  // one line for --version / inspect: "CUDA: off in this build",
 // resumed, writes the same bytes. bf16/fp16 paths are unaffected. Front ends call it once at start-up.
 void use_exact_float32();
 
-// Whether autograd would record an operation on these tensors (grad mode on and one of them requires grad).
-// A raw CUDA kernel records nothing, so the dispatchers take the kernels only when this is false (or when the
-// kernel comes with its own backward).
+// Whether autograd would record an operation on these tensors (grad mode on and one of them requires grad),
+// or a TrainingPathGuard is alive on this thread. A raw CUDA kernel records nothing, so the dispatchers take
+// the kernels only when this is false (or when the kernel comes with its own backward).
 bool records_grad(std::initializer_list<at::Tensor> tensors);
+
+// While one lives on this thread, the dispatchers choose the path they take when gradients are recorded,
+// even when none are: activation checkpointing's first forward runs without recording, and must compute what
+// its recomputation (with gradients) will, bit for bit. Nests.
+class TrainingPathGuard {
+ public:
+  TrainingPathGuard();
+  ~TrainingPathGuard();
+  TrainingPathGuard(const TrainingPathGuard&) = delete;
+  TrainingPathGuard& operator=(const TrainingPathGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+bool training_path_forced();
 
 // The kernels' element type for a tensor dtype (float32, float16, bfloat16), none for the others.
 std::optional<cuda::DType> cuda_element_type(at::ScalarType dtype);

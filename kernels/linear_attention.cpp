@@ -2,7 +2,11 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <atomic>
 #include <cmath>
+
+#include "kernels/cuda_support.h"
+#include "kernels/linear_attention_parts.h"
 
 #ifdef LIT_WITH_CUDA
 #include <c10/cuda/CUDAGuard.h>
@@ -11,12 +15,10 @@
 
 #include <stdexcept>
 
-#include "kernels/cuda_support.h"
 #include "kernels/linear_attention_cuda.h"
 #endif
 
-namespace lit::kernels {
-namespace {
+namespace lit::kernels::detail {
 
 void check_arguments(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                      const at::Tensor& dwc_weight, const at::Tensor& dwc_bias, int64_t grid_h, int64_t grid_w) {
@@ -62,7 +64,14 @@ at::Tensor depthwise_conv_reference(const at::Tensor& v, int64_t heads, const at
   return local.reshape({B, D, N}).permute({0, 2, 1});
 }
 
-}  // namespace
+}  // namespace lit::kernels::detail
+
+namespace lit::kernels {
+using detail::check_arguments;
+using detail::depthwise_conv_reference;
+using detail::merge_heads;
+using detail::phi;
+using detail::split_heads;
 
 at::Tensor linear_attention_core_reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                            int64_t heads) {
@@ -174,6 +183,37 @@ struct CoreForward {
   at::Tensor out, state, m, z;
 };
 
+}  // namespace
+
+void detail::depthwise_conv_cuda(const at::Tensor& v_in, int64_t heads, const at::Tensor& dwc_weight,
+                                 const at::Tensor& dwc_bias, int64_t grid_h, int64_t grid_w, const at::Tensor& out,
+                                 bool accumulate, int version) {
+  const cuda::DType dtype = checked_dtype(v_in, v_in, out, "depthwise_conv_cuda");
+  TORCH_CHECK(out.dim() == 3 && out.sizes() == v_in.sizes() && out.stride(2) == 1,
+              "depthwise_conv_cuda: out must be (B, N, D) like v with contiguous channels");
+  const c10::cuda::CUDAGuard guard(v_in.device());
+  const at::Tensor v = token_layout(v_in);
+  const cuda::Problem p = problem_of(v, heads);
+  const int64_t kk = dwc_weight.size(2), d = p.head_dim;
+  const auto f32 = v.options().dtype(at::kFloat);
+  const at::Tensor w = dwc_weight.to(f32).reshape({d, kk * kk}).t().contiguous();  // tap-major (k*k, d)
+  const at::Tensor b = dwc_bias.defined() ? dwc_bias.to(f32).contiguous() : at::Tensor();
+  cuda::DwcArgs da;
+  da.v = view_of(v);
+  da.weight = w.data_ptr<float>();
+  da.bias = b.defined() ? b.data_ptr<float>() : nullptr;
+  da.kernel = static_cast<int>(kk);
+  da.grid_h = grid_h;
+  da.grid_w = grid_w;
+  da.accumulate = accumulate;
+  da.out = out.data_ptr();
+  da.out_row_stride = out.stride(1);
+  da.version = version;
+  run_launcher([&] { cuda::depthwise_conv_tokens(dtype, p, da, current_stream()); });
+}
+
+namespace {
+
 // Whether a (B, N, D) token tensor can be read in 16-byte vectors.
 bool rows16(const at::Tensor& t, int64_t d) {
   return d % 8 == 0 && t.stride(1) % 8 == 0 && reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
@@ -232,20 +272,8 @@ CoreForward core_forward(const at::Tensor& q_in, const at::Tensor& k_in, const a
   f.out = at::empty({p.batch, p.tokens, p.heads * p.head_dim}, q.options());
   cuda::ApplyArgs aa;
   if (dwc_weight.defined()) {
-    const int64_t kk = dwc_weight.size(2);
-    const at::Tensor w = dwc_weight.to(f32).reshape({d, kk * kk}).t().contiguous();  // tap-major (k*k, d)
-    const at::Tensor b = dwc_bias.defined() ? dwc_bias.to(f32).contiguous() : at::Tensor();
-    cuda::DwcArgs da;
-    da.v = view_of(v);
-    da.weight = w.data_ptr<float>();
-    da.bias = b.defined() ? b.data_ptr<float>() : nullptr;
-    da.kernel = static_cast<int>(kk);
-    da.grid_h = grid_h;
-    da.grid_w = grid_w;
-    da.out = f.out.data_ptr();
-    da.out_row_stride = f.out.stride(1);
-    da.version = version == 1 ? 1 : 0;
-    run_launcher([&] { cuda::depthwise_conv_tokens(dtype, p, da, current_stream()); });
+    detail::depthwise_conv_cuda(v, heads, dwc_weight, dwc_bias, grid_h, grid_w, f.out, /*accumulate=*/false,
+                                version == 1 ? 1 : 0);
     aa.accumulate = true;
   }
   if (keep) f.z = at::empty({bh, p.tokens}, f32);
@@ -378,16 +406,6 @@ at::Tensor linear_attention_core_cuda(const at::Tensor& q, const at::Tensor& k, 
 #endif
 }
 
-at::Tensor linear_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
-                            const at::Tensor& dwc_weight, const at::Tensor& dwc_bias, int64_t grid_h, int64_t grid_w) {
-  check_arguments(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
-  if (!fused_applies(q, k, v)) return linear_attention_reference(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
-  if (!records_grad({q, k, v, dwc_weight, dwc_bias}))
-    return linear_attention_cuda(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
-  // Training: the attention's own backward kernels, the convolution through ATen's autograd.
-  return linear_attention_core_cuda(q, k, v, heads) +
-         depthwise_conv_reference(v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
-}
 #else
 at::Tensor linear_attention_cuda(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, const at::Tensor&,
                                  const at::Tensor&, int64_t, int64_t, int) {
@@ -398,10 +416,42 @@ at::Tensor linear_attention_core_cuda(const at::Tensor&, const at::Tensor&, cons
   TORCH_CHECK(false, "linear_attention_core_cuda: this build has no CUDA kernels (configure with LIT_CUDA=ON)");
 }
 
+namespace {
+bool fused_applies(const at::Tensor&, const at::Tensor&, const at::Tensor&) {
+  return false;
+}
+}  // namespace
+#endif
+
+namespace {
+std::atomic<AttentionImpl> g_attention_impl{AttentionImpl::Auto};
+}  // namespace
+
+void set_attention_impl(AttentionImpl impl) {
+  g_attention_impl.store(impl);
+}
+
+AttentionImpl attention_impl() {
+  return g_attention_impl.load();
+}
+
 at::Tensor linear_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                             const at::Tensor& dwc_weight, const at::Tensor& dwc_bias, int64_t grid_h, int64_t grid_w) {
+  check_arguments(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
+  const bool fused = fused_applies(q, k, v);
+  if (records_grad({q, k, v, dwc_weight, dwc_bias})) {
+    if (!fused) return linear_attention_reference(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
+    // Training: the attention's own backward kernels, the convolution through ATen's autograd.
+    return linear_attention_core_cuda(q, k, v, heads) +
+           depthwise_conv_reference(v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
+  }
+  const AttentionImpl impl = attention_impl();
+  if (impl == AttentionImpl::Reference)
+    return linear_attention_reference(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
+  if (impl == AttentionImpl::Composed || (!fused && q.device().is_cpu()))
+    return linear_attention_composed(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
+  if (fused) return linear_attention_cuda(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
   return linear_attention_reference(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
 }
-#endif
 
 }  // namespace lit::kernels

@@ -6,6 +6,8 @@
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
+#include "kernels/cuda_support.h"
+
 #define LIT_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
@@ -17,8 +19,7 @@ namespace lit::compat {
 // out-of-bounds writes (pytorch/pytorch#156022), and a DiT training step crashed in it on LibTorch 2.11.
 inline at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
 #if LIT_TORCH_AT_LEAST(2, 0)
-  const bool cpu_backward = q.device().is_cpu() && at::GradMode::is_enabled() &&
-                            (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  const bool cpu_backward = q.device().is_cpu() && kernels::records_grad({q, k, v});
   if (!cpu_backward) return at::scaled_dot_product_attention(q, k, v);
 #endif
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));

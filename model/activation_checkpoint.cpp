@@ -4,6 +4,7 @@
 
 #include <optional>
 
+#include "kernels/cuda_support.h"
 #include "kernels/torch_compat.h"
 
 namespace lit {
@@ -23,6 +24,8 @@ struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
     ctx->saved_data["grid_w"] = grid_w;
     ctx->saved_data["autocast"] = autocast.enabled;
     ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(autocast.dtype);
+    // The operators the recomputation will take (with gradients), not the inference kernels.
+    const kernels::TrainingPathGuard same_path;
     return block->forward(x, c, grid_h, grid_w);
   }
 

@@ -2,18 +2,21 @@
 // labels; random weights, eval mode, no autograd) per batch, for several presets at several image sizes. Each
 // row reports ms per batch and per image, the FLOP rate, its fraction of the matrix-multiply rate measured in
 // the same process (the hardware floor), the ratio to the first preset at the same size, and the peak CUDA
-// memory. The defaults (DiT-XL/2 and LiT-XL/2 at 256, 512 and 1024 px) are sized for a GPU.
+// memory. The defaults (DiT-XL/2 and LiT-XL/2 at 256, 512 and 1024 px) are sized for a GPU. With several
+// --attention values, each linear-attention preset runs once per implementation (kernels::AttentionImpl).
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 #include <c10/core/DeviceGuard.h>
 
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "kernels/bench/bench_util.h"
 #include "kernels/cuda_support.h"
+#include "kernels/linear_attention.h"
 #include "model/cuda_graph_forward.h"
 #include "model/dit.h"
 #include "tools/bench_common.h"
@@ -35,7 +38,22 @@ struct ForwardBenchOptions {
   std::string dtype = "bf16";
   int repeats = 20;
   int warmup = 5;
-  bool cuda_graphs = false;  // replay the forward from a CUDA graph (model/cuda_graph_forward.h)
+  bool cuda_graphs = false;                        // replay the forward from a CUDA graph (model/cuda_graph_forward.h)
+  std::vector<std::string> attentions = {"auto"};  // linear attention's implementations, one row each
+};
+
+const std::map<std::string, kernels::AttentionImpl> kAttentionImpls = {
+    {"auto", kernels::AttentionImpl::Auto},
+    {"composed", kernels::AttentionImpl::Composed},
+    {"reference", kernels::AttentionImpl::Reference}};
+
+// Sets the process-wide choice for one row and restores the default after it (also when the row throws).
+class AttentionImplScope {
+ public:
+  explicit AttentionImplScope(kernels::AttentionImpl impl) { kernels::set_attention_impl(impl); }
+  ~AttentionImplScope() { kernels::set_attention_impl(kernels::AttentionImpl::Auto); }
+  AttentionImplScope(const AttentionImplScope&) = delete;
+  AttentionImplScope& operator=(const AttentionImplScope&) = delete;
 };
 
 // 32 images at 256 px, 16 at 512, 4 above: about what DiT-XL/2 runs in comfortably on one large GPU.
@@ -142,43 +160,50 @@ void run_bench_forward(ForwardBenchOptions o, bool presets_given) {
       "(forward FLOPs x batch / time, 2 FLOPs per multiply-add); vs_first = the first preset's time at "
       "the same size over this row's\n",
       o.dtype.c_str(), static_cast<long long>(matmul_rate_side(device)), floor);
-  std::printf("%-16s %5s %7s %6s %11s %10s %9s %9s %9s %9s\n", "preset", "px", "tokens", "batch", "ms/batch",
+  std::printf("%-20s %5s %7s %6s %11s %10s %9s %9s %9s %9s\n", "preset", "px", "tokens", "batch", "ms/batch",
               "ms/image", "TFLOP/s", "of_floor", "vs_first", "peak_MiB");
   for (size_t i = 0; i < o.image_sizes.size(); ++i) {
     const int64_t px = o.image_sizes[i], batch = o.batch_sizes[i];
     double first_ms = 0;  // 0: the first preset has not run (or failed) at this size
     for (size_t k = 0; k < o.presets.size(); ++k) {
       const ModelConfig config = ModelConfig::preset(o.presets[k], px);
-      std::printf("%-16s %5lld %7lld %6lld ", o.presets[k].c_str(), static_cast<long long>(px),
-                  static_cast<long long>(config.num_patches()), static_cast<long long>(batch));
-      std::fflush(stdout);
-      RowResult r;
-      std::string error;
-      try {
-        r = time_forward(config, batch, device, dtype, o);
-      } catch (const c10::Error& e) {
-        error = first_line(e.what_without_backtrace());
-      } catch (const std::exception& e) {
-        error = first_line(e.what());
+      // Softmax presets run once; linear ones once per --attention (labelled when there is a choice).
+      const size_t variants = config.is_linear() ? o.attentions.size() : 1;
+      for (size_t a = 0; a < variants; ++a) {
+        const std::string label =
+            o.presets[k] + (config.is_linear() && o.attentions.size() > 1 ? ":" + o.attentions[a] : "");
+        std::printf("%-20s %5lld %7lld %6lld ", label.c_str(), static_cast<long long>(px),
+                    static_cast<long long>(config.num_patches()), static_cast<long long>(batch));
+        std::fflush(stdout);
+        RowResult r;
+        std::string error;
+        try {
+          const AttentionImplScope impl(kAttentionImpls.at(config.is_linear() ? o.attentions[a] : "auto"));
+          r = time_forward(config, batch, device, dtype, o);
+        } catch (const c10::Error& e) {
+          error = first_line(e.what_without_backtrace());
+        } catch (const std::exception& e) {
+          error = first_line(e.what());
+        }
+        if (!error.empty()) {
+          release_cached_memory(device);
+          std::printf("error: %s\n", error.c_str());
+          continue;
+        }
+        if (k == 0 && a == 0) first_ms = r.ms;
+        const double tflops = forward_flops(config) * static_cast<double>(batch) / (r.ms * 1e-3) / 1e12;
+        std::printf("%11.2f %10.3f %9.2f %8.1f%% ", r.ms, r.ms / static_cast<double>(batch), tflops,
+                    100.0 * tflops / floor);
+        if (first_ms > 0)
+          std::printf("%8.2fx ", first_ms / r.ms);
+        else
+          std::printf("%9s ", "-");
+        if (r.peak_mib >= 0)
+          std::printf("%9.0f\n", r.peak_mib);
+        else
+          std::printf("%9s\n", "-");
+        std::fflush(stdout);
       }
-      if (!error.empty()) {
-        release_cached_memory(device);
-        std::printf("error: %s\n", error.c_str());
-        continue;
-      }
-      if (k == 0) first_ms = r.ms;
-      const double tflops = forward_flops(config) * static_cast<double>(batch) / (r.ms * 1e-3) / 1e12;
-      std::printf("%11.2f %10.3f %9.2f %8.1f%% ", r.ms, r.ms / static_cast<double>(batch), tflops,
-                  100.0 * tflops / floor);
-      if (first_ms > 0)
-        std::printf("%8.2fx ", first_ms / r.ms);
-      else
-        std::printf("%9s ", "-");
-      if (r.peak_mib >= 0)
-        std::printf("%9.0f\n", r.peak_mib);
-      else
-        std::printf("%9s\n", "-");
-      std::fflush(stdout);
     }
   }
 }
@@ -206,6 +231,12 @@ void add_bench_forward_command(CLI::App* bench) {
   fwd->add_option("--warmup", o.warmup, "untimed runs first")->capture_default_str();
   fwd->add_flag("--cuda-graphs", o.cuda_graphs,
                 "replay the forward from a CUDA graph (experimental: not yet verified on a GPU)");
+  fwd->add_option("--attention", o.attentions,
+                  "linear attention's implementation for inference, repeatable (a row each): auto (the fused CUDA "
+                  "kernels for bf16/fp16, the composed form on the CPU), composed (a few matrix products per "
+                  "head), reference (the ATen reference)")
+      ->check(CLI::IsMember({"auto", "composed", "reference"}))
+      ->capture_default_str();
   fwd->callback([] { run_bench_forward(o, preset_option->count() > 0); });
 }
 

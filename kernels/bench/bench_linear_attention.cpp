@@ -1,5 +1,6 @@
 // Benchmark of LiT's linear attention on the GPU: the fused kernels (linear_attention_cuda.cu) against the
-// ATen reference (the same formula as separate ATen ops, bf16) and against softmax attention as DiT-XL/2
+// ATen reference (the same formula as separate ATen ops, bf16), against the composed form (cuBLAS products per
+// head, linear_attention_composed: linear and quadratic) and against softmax attention as DiT-XL/2
 // needs it (scaled_dot_product_attention, flash, 16 heads x 72), at N = 256 ... 16384 tokens with
 // B * N = 65536 tokens per call. Forward (inference) and forward + backward (training) tables: median time,
 // ratio to the reference and to flash measured in the same run, and the fraction of the floor
@@ -151,8 +152,8 @@ void run(int64_t heads, int repeats) {
   for (const bool training : {false, true}) {
     std::printf("\n%s\n", training ? "forward + backward (training; the fused kernels + ATen's convolution backward)"
                                    : "forward (inference, no autograd)");
-    std::printf("%6s %4s %10s %10s %10s %10s %10s %9s %9s %9s %9s\n", "N", "B", "aten_ref", "fused_v1", "fused_v2",
-                "fused_v3", "flash", "vs_ref", "vs_flash", "floor", "of_floor");
+    std::printf("%6s %4s %10s %10s %10s %10s %10s %10s %10s %9s %9s %9s %9s\n", "N", "B", "aten_ref", "fused_v1",
+                "fused_v2", "fused_v3", "comp_lin", "comp_quad", "flash", "vs_ref", "vs_flash", "floor", "of_floor");
     for (const int64_t N : {256, 1024, 4096, 16384}) {
       const int64_t B = kTokensPerCall / N, g = grid_side(N);
       const Inputs in = make_inputs(B, N, heads, training);
@@ -194,6 +195,15 @@ void run(int64_t heads, int repeats) {
             },
             3, repeats);
       }
+      // The composed forms (inference only); the quadratic one only where its N x N scores stay small.
+      double comp_ms[2] = {0, 0};
+      for (const auto form : {lit::kernels::ComposedForm::Linear, lit::kernels::ComposedForm::Quadratic}) {
+        const bool quadratic = form == lit::kernels::ComposedForm::Quadratic;
+        if (training || (quadratic && N > 1024)) continue;
+        comp_ms[quadratic ? 1 : 0] = time_cuda_ms(
+            [&] { lit::kernels::linear_attention_composed(in.q, in.k, in.v, heads, in.w, in.b, g, N / g, form); }, 3,
+            repeats);
+      }
       const double flash_ms = time_cuda_ms(
           [&] {
             flash();
@@ -208,19 +218,21 @@ void run(int64_t heads, int repeats) {
       const double floor_ms = std::max(flops / rate / 1e9, bytes / bw / 1e6);
       const double best = fused_ms[1];
       // Versions not timed (training times the default only) print as "-".
-      char v1[16] = "-", v3[16] = "-";
+      char v1[16] = "-", v3[16] = "-", lin[16] = "-", quad[16] = "-";
       if (fused_ms[0] > 0) std::snprintf(v1, sizeof v1, "%.3f", fused_ms[0]);
       if (fused_ms[2] > 0) std::snprintf(v3, sizeof v3, "%.3f", fused_ms[2]);
-      std::printf("%6lld %4lld %10.3f %10s %10.3f %10s %10.3f %8.2fx %8.2fx %9.3f %8.0f%%\n", (long long)N,
-                  (long long)B, ref_ms, v1, fused_ms[1], v3, flash_ms, ref_ms / best, flash_ms / best, floor_ms,
-                  100.0 * floor_ms / best);
+      if (comp_ms[0] > 0) std::snprintf(lin, sizeof lin, "%.3f", comp_ms[0]);
+      if (comp_ms[1] > 0) std::snprintf(quad, sizeof quad, "%.3f", comp_ms[1]);
+      std::printf("%6lld %4lld %10.3f %10s %10.3f %10s %10s %10s %10.3f %8.2fx %8.2fx %9.3f %8.0f%%\n", (long long)N,
+                  (long long)B, ref_ms, v1, fused_ms[1], v3, lin, quad, flash_ms, ref_ms / best, flash_ms / best,
+                  floor_ms, 100.0 * floor_ms / best);
     }
   }
 
   std::printf("(times in ms; ratios and of_floor for fused_v2, the default; training rows time the default only)\n");
   std::printf(
       "\npeak memory of one forward at batch 1 (MiB beyond the inputs; linear in N means constant per token)\n");
-  std::printf("%6s %12s %12s %12s %16s\n", "N", "aten_ref", "fused", "flash", "fused_B/token");
+  std::printf("%6s %12s %12s %12s %12s %16s\n", "N", "aten_ref", "fused", "composed", "flash", "fused_B/token");
   const at::NoGradGuard no_grad;
   for (const int64_t N : {1024, 4096, 16384, 65536}) {
     const int64_t g = grid_side(N);
@@ -230,8 +242,10 @@ void run(int64_t heads, int repeats) {
         [&] { lit::kernels::linear_attention_reference(in.q, in.k, in.v, heads, in.w, in.b, g, N / g); });
     const int64_t f =
         peak_extra_bytes([&] { lit::kernels::linear_attention_cuda(in.q, in.k, in.v, heads, in.w, in.b, g, N / g); });
+    const int64_t c = peak_extra_bytes(
+        [&] { lit::kernels::linear_attention_composed(in.q, in.k, in.v, heads, in.w, in.b, g, N / g); });
     const int64_t s = peak_extra_bytes([&] { lit::compat::scaled_dot_product_attention(in.sq, in.sk, in.sv); });
-    std::printf("%6lld %12.1f %12.1f %12.1f %16.1f\n", (long long)N, r / mib, f / mib, s / mib,
+    std::printf("%6lld %12.1f %12.1f %12.1f %12.1f %16.1f\n", (long long)N, r / mib, f / mib, c / mib, s / mib,
                 static_cast<double>(f) / static_cast<double>(N));
   }
 }

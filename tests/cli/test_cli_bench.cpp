@@ -51,7 +51,7 @@ TEST(CliBenchForward, Runs1024PixelImages) {
                              " bench forward --preset DiT-S/8 --image-size 1024 --batch-size 1 --repeats 1 --warmup 0 "
                              "--device cpu --dtype fp32");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_TRUE(contains(r.output, "\nDiT-S/8           1024     256      1 ")) << r.output;
+  EXPECT_TRUE(contains(r.output, "\nDiT-S/8" + std::string(13, ' ') + "  1024     256      1 ")) << r.output;
   EXPECT_FALSE(contains(r.output, "error")) << r.output;
 }
 
@@ -77,6 +77,23 @@ TEST(CliBenchGenerate, DecodesEachBatchWithTheVae) {
   const auto bad = run_command(kLit + " bench generate --model " + *pixel_model + " --steps 1 --repeats 1 --decode");
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_TRUE(contains(bad.output, "latent channels")) << bad.output;
+}
+
+// Several --attention values: one row per implementation for the linear-attention preset, labelled; the
+// softmax preset runs once. An unknown implementation is refused before anything runs.
+TEST(CliBenchForward, OneRowPerAttentionImplementation) {
+  const auto r = run_command(kLit + " bench forward --preset DiT-S/8 --preset LiT-S/8 --attention composed " +
+                             "--attention reference" + kSmall);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "\nDiT-S/8 ")) << r.output;
+  EXPECT_FALSE(contains(r.output, "DiT-S/8:")) << r.output;
+  EXPECT_TRUE(contains(r.output, "\nLiT-S/8:composed ")) << r.output;
+  EXPECT_TRUE(contains(r.output, "\nLiT-S/8:reference ")) << r.output;
+  EXPECT_FALSE(contains(r.output, "error")) << r.output;
+
+  const auto bad = run_command(kLit + " bench forward --preset LiT-S/8 --attention fastest" + kSmall);
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_TRUE(contains(bad.output, "fastest")) << bad.output;
 }
 
 TEST(CliBenchForward, UnknownPresetIsOneLineAndNonZero) {

@@ -46,6 +46,96 @@ TEST(LinearAttentionBackward, ReferencePlusConvolutionIsTheFullReference) {
             1e-7);
 }
 
+// The composed form (matrix products per head) against the float64 reference, both forms, on the CPU: exact
+// to float32's rounding in float32 (the fixtures' 1e-5), within bf16's in bf16; k and v as views of one kv.
+TEST(LinearAttentionComposed, MatchesTheReferenceInEachForm) {
+  at::manual_seed(5);
+  struct Case {
+    int64_t batch, grid_h, grid_w, dim, heads;
+  };
+  // N < d, N > d, N == d, one head, a grid that is not square.
+  for (const Case& c : std::vector<Case>{{2, 4, 4, 64, 2}, {2, 8, 8, 64, 2}, {1, 4, 8, 32, 1}, {3, 5, 7, 24, 3}}) {
+    const int64_t N = c.grid_h * c.grid_w, d = c.dim / c.heads;
+    const at::Tensor q = at::randn({c.batch, N, c.dim}, at::kDouble);
+    const at::Tensor kv = at::randn({c.batch, N, 2 * c.dim}, at::kDouble);
+    const at::Tensor k = kv.narrow(2, 0, c.dim), v = kv.narrow(2, c.dim, c.dim);
+    const at::Tensor w = at::randn({d, 1, 5, 5}, at::kDouble) * 0.2, b = at::randn({d}, at::kDouble);
+    const at::Tensor ref = kernels::linear_attention_reference(q, k, v, c.heads, w, b, c.grid_h, c.grid_w);
+    const at::NoGradGuard no_grad;
+    for (const auto form :
+         {kernels::ComposedForm::Auto, kernels::ComposedForm::Linear, kernels::ComposedForm::Quadratic}) {
+      const std::string where = "form " + std::to_string(static_cast<int>(form)) + ", N " + std::to_string(N) + " d " +
+                                std::to_string(d) + " heads " + std::to_string(c.heads);
+      auto run = [&](at::ScalarType dtype) {
+        return kernels::linear_attention_composed(q.to(dtype), k.to(dtype), v.to(dtype), c.heads, w.to(dtype),
+                                                  b.to(dtype), c.grid_h, c.grid_w, form);
+      };
+      EXPECT_LE(test::rel_error(run(at::kDouble), ref), 1e-12) << where;
+      EXPECT_LE(test::rel_error(run(at::kFloat), ref), 1e-6) << where;
+      const at::Tensor bf16 = run(at::kBFloat16);
+      EXPECT_EQ(bf16.scalar_type(), at::kBFloat16) << where;
+      EXPECT_LE(test::rel_error(bf16, ref), 1e-2) << where;
+    }
+  }
+}
+
+TEST(LinearAttentionComposed, NormaliserKeepsItsEpsilonWhenEveryQueryIsNegative) {
+  // phi(q) = 1e-6 everywhere: the normaliser is then of the order of its own 1e-6, which must not be lost.
+  at::manual_seed(6);
+  const at::Tensor q = -at::rand({1, 16, 8}, at::kDouble) - 0.1;
+  const at::Tensor k = at::randn({1, 16, 8}, at::kDouble), v = at::randn({1, 16, 8}, at::kDouble);
+  const at::Tensor w = at::zeros({4, 1, 3, 3}, at::kDouble), b = at::zeros({4}, at::kDouble);
+  const at::Tensor ref = kernels::linear_attention_reference(q, k, v, 2, w, b, 4, 4);
+  const at::NoGradGuard no_grad;
+  for (const auto form : {kernels::ComposedForm::Linear, kernels::ComposedForm::Quadratic})
+    EXPECT_LE(test::rel_error(kernels::linear_attention_composed(q.to(at::kFloat), k.to(at::kFloat), v.to(at::kFloat),
+                                                                 2, w.to(at::kFloat), b.to(at::kFloat), 4, 4, form),
+                              ref),
+              1e-5);
+}
+
+TEST(LinearAttentionComposed, RefusesGradientsAndBadArguments) {
+  const at::Tensor x = at::randn({1, 4, 8}), w = at::randn({4, 1, 3, 3}), b = at::randn({4});
+  const at::Tensor xg = x.clone().requires_grad_();
+  EXPECT_THROW(kernels::linear_attention_composed(xg, x, x, 2, w, b, 2, 2), c10::Error);
+  const at::NoGradGuard no_grad;
+  EXPECT_THROW(kernels::linear_attention_composed(x, x, x, 3, w, b, 2, 2), c10::Error);  // D not divisible
+  EXPECT_THROW(kernels::linear_attention_composed(x, x.to(at::kDouble), x, 2, w, b, 2, 2), c10::Error);
+  EXPECT_THROW(kernels::linear_attention_composed(x, x, x, 2, w, b, 1, 3), c10::Error);  // grid of 3 tokens
+}
+
+// Which path linear_attention() takes on the CPU: the composed form for inference, the reference when
+// gradients are recorded, under a TrainingPathGuard (activation checkpointing's first forward) or when asked.
+TEST(LinearAttentionDispatch, ChoosesThePathByGradientsGuardAndSetting) {
+  at::manual_seed(7);
+  const at::Tensor q = at::randn({2, 16, 32}), k = at::randn({2, 16, 32}), v = at::randn({2, 16, 32});
+  const at::Tensor w = at::randn({16, 1, 5, 5}) * 0.2, b = at::randn({16});
+  const at::Tensor reference = kernels::linear_attention_reference(q, k, v, 2, w, b, 4, 4);
+  at::Tensor composed;
+  {
+    const at::NoGradGuard no_grad;
+    composed = kernels::linear_attention_composed(q, k, v, 2, w, b, 4, 4);
+  }
+  ASSERT_FALSE(at::equal(composed, reference));  // else this test could not tell the paths apart
+  EXPECT_EQ(kernels::attention_impl(), kernels::AttentionImpl::Auto);
+  {
+    const at::NoGradGuard no_grad;
+    EXPECT_TRUE(at::equal(kernels::linear_attention(q, k, v, 2, w, b, 4, 4), composed));
+    const kernels::TrainingPathGuard training_path;
+    EXPECT_TRUE(kernels::training_path_forced());
+    EXPECT_TRUE(at::equal(kernels::linear_attention(q, k, v, 2, w, b, 4, 4), reference));
+  }
+  EXPECT_FALSE(kernels::training_path_forced());
+  const at::Tensor qg = q.clone().requires_grad_();
+  EXPECT_TRUE(at::equal(kernels::linear_attention(qg, k, v, 2, w, b, 4, 4), reference));
+  kernels::set_attention_impl(kernels::AttentionImpl::Reference);
+  {
+    const at::NoGradGuard no_grad;
+    EXPECT_TRUE(at::equal(kernels::linear_attention(q, k, v, 2, w, b, 4, 4), reference));
+  }
+  kernels::set_attention_impl(kernels::AttentionImpl::Auto);
+}
+
 TEST(LinearAttentionCuda, KernelEntryPointsRejectCpuTensors) {
   const at::Tensor x = at::randn({1, 4, 8});
   EXPECT_THROW(kernels::linear_attention_cuda(x, x, x, 2, at::randn({4, 1, 3, 3}), at::randn({4}), 2, 2), c10::Error);
@@ -111,6 +201,28 @@ TEST_P(LinearAttentionCudaTest, FusedForwardMatchesTheFloat64Reference) {
       EXPECT_LE(test::rel_error(core, ref_core), 1e-2) << where;
       std::printf("  forward %s: rel error %.2e (attention alone %.2e)\n", where.c_str(), test::rel_error(out, ref),
                   test::rel_error(core, ref_core));
+    }
+  }
+}
+
+TEST_P(LinearAttentionCudaTest, ComposedMatchesTheFloat64Reference) {
+  const at::NoGradGuard no_grad;
+  for (const Shape& s : kShapes) {
+    const int64_t N = s.grid_h * s.grid_w, d = s.dim / s.heads;
+    const at::Tensor q = at::randn({s.batch, N, s.dim}, opts());
+    const at::Tensor kv = at::randn({s.batch, N, 2 * s.dim}, opts());
+    const at::Tensor k = kv.narrow(2, 0, s.dim), v = kv.narrow(2, s.dim, s.dim);
+    const at::Tensor w = at::randn({d, 1, 5, 5}, opts()) * 0.2, b = at::randn({d}, opts());
+    const at::Tensor ref = kernels::linear_attention_reference(cpu64(q), cpu64(k), cpu64(v), s.heads, cpu64(w),
+                                                               cpu64(b), s.grid_h, s.grid_w);
+    for (const auto form : {kernels::ComposedForm::Linear, kernels::ComposedForm::Quadratic}) {
+      const std::string where = std::string(form == kernels::ComposedForm::Linear ? "linear" : "quadratic") + ", B " +
+                                std::to_string(s.batch) + " N " + std::to_string(N) + " d " + std::to_string(d);
+      poison_cuda_allocator();
+      const at::Tensor out = kernels::linear_attention_composed(q, k, v, s.heads, w, b, s.grid_h, s.grid_w, form);
+      EXPECT_TRUE(at::isfinite(out).all().item<bool>()) << where;
+      EXPECT_LE(test::rel_error(out, ref), 1e-2) << where;
+      std::printf("  composed %s: rel error %.2e\n", where.c_str(), test::rel_error(out, ref));
     }
   }
 }
