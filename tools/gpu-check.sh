@@ -7,8 +7,8 @@
 #             for a development loop; the build goes on past failures and prints the errors)
 #   test      every test, 8 at a time (the CUDA tests run here; the CPU tests too)
 #   kernels   kernel benchmarks: modulate, linear attention (versions, kernel by kernel, training, memory)
-#   forward   backbone forward per image, DiT-XL/2 and LiT-XL/2 at 256/512/1024 px, and the PyTorch eager
-#             baseline of the same architectures (tools/bench_eager.py)
+#   forward   backbone forward per image, DiT-XL/2 and LiT-XL/2 (its attention fused, then composed) at
+#             256/512/1024 px, and the PyTorch eager baseline of the same architectures (tools/bench_eager.py)
 #   generate  images/s end to end (sampling + SD-VAE decode, random weights): 250 DDPM steps at 256 px and 20
 #             DPM-Solver++ steps at 1024 px with guidance, eager and with --cuda-graphs
 #   distill   distillation training throughput, LiT-XL/2 <- DiT-XL/2
@@ -53,7 +53,8 @@ if has kernels; then
 fi
 
 if has forward; then
-  timeout 240 $lit bench forward --preset DiT-XL/2 --preset LiT-XL/2 --dtype bf16 2>&1 | tee "$OUT/bench_forward.txt"
+  timeout 240 $lit bench forward --preset DiT-XL/2 --preset LiT-XL/2 --dtype bf16 --attention auto --attention composed \
+    2>&1 | tee "$OUT/bench_forward.txt"
   timeout 240 $lit bench forward --preset DiT-XL/2 --preset LiT-XL/2 --dtype bf16 --cuda-graphs 2>&1 |
     tee -a "$OUT/bench_forward.txt"
   timeout 240 python3 tools/bench_eager.py 2>&1 | tee "$OUT/bench_eager.txt"
