@@ -58,33 +58,64 @@ TEST(BuiltinModel, GenerateWithoutModelUsesItWithClassNames) {
   EXPECT_EQ(sheet.narrow(0, 0, 2).max().item<int>(), 0);
 }
 
-// The same seed on the GPU in bf16 (the fused half-precision path) and on the CPU in float32 gives the same
-// images up to bf16's error: compared pixel by pixel after 20 DDIM steps. Skipped without a GPU.
-TEST(BuiltinModel, CudaBf16ImagesEqualTheCpuImages) {
-  if (!kernels::cuda_available()) GTEST_SKIP() << "no CUDA device in this build/machine: " << kernels::cuda_summary();
-  const std::string dir = fresh_temp_dir("builtin_cuda");
-  const std::string common = kLit + " generate -q --all-classes -n 10 --seed 7 --sampler ddim --steps 20 ";
-  for (const std::string& run : {std::string("cpu --dtype fp32"), std::string("cuda --dtype bf16")}) {
-    const std::string out = dir + "/" + run.substr(0, run.find(' '));
-    const auto r = run_command(common + "--device " + run + " -o " + out);
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-  }
-  double sum_abs = 0, worst_mean = 0;
+// The built-in model's 10 classes, seed 7, 20 DDIM steps, on `device` in `dtype`, into dir/<device>-<dtype>.
+std::string generate_all_classes(const std::string& dir, const std::string& device, const std::string& dtype) {
+  const std::string out = dir + "/" + device + "-" + dtype;
+  const auto r = run_command(kLit + " generate -q --all-classes -n 10 --seed 7 --sampler ddim --steps 20 --device " +
+                             device + " --dtype " + dtype + " -o " + out);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return out;
+}
+
+struct ImageDifference {
+  double mean = 0;   // mean |a - b| over the 10 images, in 8-bit units
+  double worst = 0;  // the largest per-image mean
+};
+
+ImageDifference difference(const std::string& a_dir, const std::string& b_dir) {
+  ImageDifference d;
   for (int i = 0; i < 10; ++i) {
     char name[16];
     std::snprintf(name, sizeof(name), "/%06d.png", i);
-    const at::Tensor cpu = read_image(dir + "/cpu" + name).to(at::kFloat);
-    const at::Tensor gpu = read_image(dir + "/cuda" + name).to(at::kFloat);
-    ASSERT_EQ(cpu.sizes(), gpu.sizes());
-    const double mean_abs = (cpu - gpu).abs().mean().item<double>();
-    sum_abs += mean_abs;
-    worst_mean = std::max(worst_mean, mean_abs);
+    const at::Tensor a = read_image(a_dir + name).to(at::kFloat), b = read_image(b_dir + name).to(at::kFloat);
+    EXPECT_EQ(a.sizes(), b.sizes()) << name;
+    if (a.sizes() != b.sizes()) continue;
+    const double mean_abs = (a - b).abs().mean().item<double>();
+    d.mean += mean_abs / 10;
+    d.worst = std::max(d.worst, mean_abs);
   }
-  std::printf("  built-in model, 10 images: mean |cpu fp32 - cuda bf16| = %.2f / 255 (worst image %.2f)\n",
-              sum_abs / 10, worst_mean);
-  // bf16 rounding over 20 steps moves pixels by a few units at most (measured on the H100: see the README).
-  EXPECT_LE(sum_abs / 10, 3.0);
-  EXPECT_LE(worst_mean, 6.0);
+  return d;
+}
+
+// bf16 on the CPU (the composed attention and ATen's bf16 operators) against float32, same seed: the images
+// move by bf16's error and no more. Measured on the 2-core CPU machine: 1.15 / 255 on average, 1.58 for the
+// worst image; the bounds leave room for other BLAS builds.
+TEST(BuiltinModel, CpuBf16ImagesStayCloseToFloat32) {
+  const std::string dir = fresh_temp_dir("builtin_bf16");
+  const ImageDifference d =
+      difference(generate_all_classes(dir, "cpu", "fp32"), generate_all_classes(dir, "cpu", "bf16"));
+  std::printf("  built-in model, 10 images: mean |cpu fp32 - cpu bf16| = %.2f / 255 (worst image %.2f)\n", d.mean,
+              d.worst);
+  EXPECT_GT(d.mean, 0.0) << "bf16 must actually have been used";
+  EXPECT_LE(d.mean, 3.0);
+  EXPECT_LE(d.worst, 6.0);
+}
+
+// The same seed on the GPU in bf16 (the fused half-precision path) and on the CPU in float32 gives the same
+// images up to bf16's error, which the same run measures on the CPU (CPU bf16 against CPU float32): the GPU's
+// difference must be of that order (at most twice it). Skipped without a GPU.
+TEST(BuiltinModel, CudaBf16ImagesEqualTheCpuImages) {
+  if (!kernels::cuda_available()) GTEST_SKIP() << "no CUDA device in this build/machine: " << kernels::cuda_summary();
+  const std::string dir = fresh_temp_dir("builtin_cuda");
+  const std::string cpu = generate_all_classes(dir, "cpu", "fp32");
+  const ImageDifference bf16 = difference(cpu, generate_all_classes(dir, "cpu", "bf16"));
+  const ImageDifference gpu = difference(cpu, generate_all_classes(dir, "cuda", "bf16"));
+  std::printf(
+      "  built-in model, 10 images: mean |cpu fp32 - cuda bf16| = %.2f / 255 (worst image %.2f); "
+      "cpu bf16: %.2f (%.2f)\n",
+      gpu.mean, gpu.worst, bf16.mean, bf16.worst);
+  EXPECT_LE(gpu.mean, 2 * bf16.mean);
+  EXPECT_LE(gpu.worst, 2 * bf16.worst);
 }
 
 TEST(BuiltinModel, GridOptionsAreCheckedBeforeSampling) {
