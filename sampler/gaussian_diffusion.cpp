@@ -1,6 +1,8 @@
 #include "sampler/gaussian_diffusion.h"
 
+#include <algorithm>
 #include <cmath>
+#include <iterator>
 
 #include "sampler/likelihood.h"
 #include "weights/error.h"
@@ -61,9 +63,55 @@ void GaussianDiffusion::check_timesteps(const at::Tensor& t, const at::Tensor& x
                 shape_string(x));
 }
 
+DeviceTableCache& DeviceTableCache::operator=(const DeviceTableCache&) {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  entries_.clear();
+  return *this;
+}
+
+at::Tensor DeviceTableCache::get(const void* table, const std::function<at::Tensor()>& make_on_cpu, at::Device device,
+                                 at::ScalarType dtype) {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  for (const Entry& e : entries_)
+    if (e.table == table && e.device == device && e.dtype == dtype) return e.values;
+  entries_.push_back({table, device, dtype, make_on_cpu().to(dtype).to(device)});
+  return entries_.back().values;
+}
+
+bool GaussianDiffusion::owns(const void* table) const {
+  const DiffusionSchedule& s = schedule_;
+  const void* const tables[] = {&s.timestep_map,
+                                &s.betas,
+                                &s.alphas_cumprod,
+                                &s.alphas_cumprod_prev,
+                                &s.alphas_cumprod_next,
+                                &s.sqrt_alphas_cumprod,
+                                &s.sqrt_one_minus_alphas_cumprod,
+                                &s.log_one_minus_alphas_cumprod,
+                                &s.sqrt_recip_alphas_cumprod,
+                                &s.sqrt_recipm1_alphas_cumprod,
+                                &s.posterior_variance,
+                                &s.posterior_log_variance_clipped,
+                                &s.posterior_mean_coef1,
+                                &s.posterior_mean_coef2,
+                                &log_betas_,
+                                &fixed_large_var_,
+                                &fixed_large_log_var_};
+  return std::find(std::begin(tables), std::end(tables), table) != std::end(tables);
+}
+
 at::Tensor GaussianDiffusion::extract(const std::vector<double>& arr, const at::Tensor& t,
                                       const at::Tensor& like) const {
   check_timesteps(t, like, "diffusion");
+  const at::ScalarType dtype = like.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  std::vector<int64_t> shape(static_cast<size_t>(std::max<int64_t>(like.dim(), 1)), 1);
+  shape[0] = t.size(0);
+  if (t.is_cuda() && owns(&arr)) {
+    // The same float64 -> dtype rounding as below, done once for the whole table.
+    const at::Tensor table = device_tables_.get(
+        &arr, [&] { return at::tensor(arr, at::kDouble); }, t.device(), dtype);
+    return table.index_select(0, t).reshape(shape).to(like.device());
+  }
   const at::Tensor t_cpu = t.to(at::kCPU).contiguous();
   const int64_t* idx = t_cpu.data_ptr<int64_t>();
   std::vector<double> values(static_cast<size_t>(t_cpu.numel()));
@@ -73,14 +121,17 @@ at::Tensor GaussianDiffusion::extract(const std::vector<double>& arr, const at::
                   std::to_string(arr.size() - 1));
     values[b] = arr[idx[b]];
   }
-  const at::ScalarType dtype = like.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  std::vector<int64_t> shape(static_cast<size_t>(std::max<int64_t>(like.dim(), 1)), 1);
-  shape[0] = static_cast<int64_t>(values.size());
   return at::tensor(values, at::kDouble).to(dtype).reshape(shape).to(like.device());
 }
 
 at::Tensor GaussianDiffusion::original_timesteps(const at::Tensor& t) const {
   check_timesteps(t, at::Tensor(), "diffusion");
+  if (t.is_cuda()) {
+    const std::vector<int64_t>& map = schedule_.timestep_map;
+    const at::Tensor table = device_tables_.get(
+        &map, [&] { return at::tensor(map, at::kLong); }, t.device(), at::kLong);
+    return table.index_select(0, t);
+  }
   const at::Tensor t_cpu = t.to(at::kCPU).contiguous();
   const int64_t* idx = t_cpu.data_ptr<int64_t>();
   std::vector<int64_t> out(static_cast<size_t>(t_cpu.numel()));

@@ -11,6 +11,8 @@
 
 #include <ATen/ATen.h>
 
+#include <functional>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,6 +58,30 @@ struct TrainingLosses {
   at::Tensor model_output;
 };
 
+// The diffusion's coefficient tables as device tensors, made once per (table, device, dtype) for extract() on
+// a GPU. Copying (or moving) a GaussianDiffusion gives the copy an empty cache, so that an entry never outlives
+// the vector it was made from.
+class DeviceTableCache {
+ public:
+  DeviceTableCache() = default;
+  DeviceTableCache(const DeviceTableCache&) {}
+  DeviceTableCache& operator=(const DeviceTableCache&);
+
+  // table (a vector the owner keeps alive and unchanged) as a 1-D tensor of dtype on device.
+  at::Tensor get(const void* table, const std::function<at::Tensor()>& make_on_cpu, at::Device device,
+                 at::ScalarType dtype);
+
+ private:
+  struct Entry {
+    const void* table;
+    at::Device device;
+    at::ScalarType dtype;
+    at::Tensor values;
+  };
+  std::mutex mutex_;
+  std::vector<Entry> entries_;
+};
+
 class GaussianDiffusion {
  public:
   explicit GaussianDiffusion(DiffusionSchedule schedule, VarianceType variance = VarianceType::LearnedRange);
@@ -71,6 +97,11 @@ class GaussianDiffusion {
 
   // timestep_map[t], on t's device: what the model is called with.
   at::Tensor original_timesteps(const at::Tensor& t) const;
+
+  // Timesteps on a CUDA device are gathered there, from tables moved to it once, and never read back: a
+  // sampler's or trainer's steps then queue without waiting for the GPU. Their range is checked on the host
+  // only for CPU timesteps; on a GPU they come from the samplers and the trainer, which make them in range
+  // (an out-of-range one there is a device-side index error, never a wrong coefficient).
 
   // x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) noise.
   at::Tensor q_sample(const at::Tensor& x_start, const at::Tensor& t, const at::Tensor& noise) const;
@@ -101,10 +132,12 @@ class GaussianDiffusion {
                                  const at::Tensor& noise) const;
 
   // Gathers arr[t] as a (B, 1, ..., 1) tensor with like's rank, in like's floating dtype (float32 for any
-  // dtype but float64) and device.
+  // dtype but float64) and device. arr is one of this diffusion's tables (schedule() or its own); another
+  // vector is gathered through the host.
   at::Tensor extract(const std::vector<double>& arr, const at::Tensor& t, const at::Tensor& like) const;
 
  private:
+  bool owns(const void* table) const;
   void check_timesteps(const at::Tensor& t, const at::Tensor& x, const char* what) const;
   // Splits a model output into (eps, variance values or undefined), checking its channels against x.
   std::pair<at::Tensor, at::Tensor> split_output(const at::Tensor& model_output, const at::Tensor& x,
@@ -115,6 +148,7 @@ class GaussianDiffusion {
   std::vector<double> log_betas_;        // the upper end of the learned range
   std::vector<double> fixed_large_var_;  // betas with step 0 replaced by posterior_variance[1]
   std::vector<double> fixed_large_log_var_;
+  mutable DeviceTableCache device_tables_;
 };
 
 // Mean over every dimension but the first: (B, ...) -> (B,).

@@ -49,7 +49,10 @@ at::Tensor step_noise(NoiseSource& noise, const at::Tensor& like) {
   const at::Tensor n = noise.draw(like.sizes());
   if (!n.defined() || n.sizes() != like.sizes())
     throw Error("sampler: the noise source returned noise of the wrong shape");
-  return n.to(like.device(), like.scalar_type());
+  if (!like.is_cuda()) return n.to(like.device(), like.scalar_type());
+  // Through page-locked memory without waiting: a copy from pageable memory would make the host wait for the
+  // GPU to finish the work queued before it (the step's model call) every step.
+  return n.to(like.scalar_type()).pin_memory().to(like.device(), /*non_blocking=*/true);
 }
 
 }  // namespace lit::detail

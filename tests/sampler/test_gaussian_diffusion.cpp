@@ -204,5 +204,32 @@ TEST(Distillation, RunsTheTeacherOnTheStudentsNoisyInputWithoutGradients) {
   EXPECT_TRUE(w.grad().defined());
 }
 
+// The cache behind extract() on a GPU (exercised here on the CPU device): one tensor per (table, device,
+// dtype), made once; a copy starts empty, so it never hands out another object's table.
+TEST(DeviceTableCache, MakesEachTableOnceAndCopiesStartEmpty) {
+  const std::vector<double> a = {0.5, 0.25, 0.125}, b = {1.0, 2.0, 3.0};
+  int made = 0;
+  auto maker = [&made](const std::vector<double>& v) {
+    return [&made, &v] {
+      ++made;
+      return at::tensor(v, at::kDouble);
+    };
+  };
+  DeviceTableCache cache;
+  const at::Tensor fa = cache.get(&a, maker(a), at::kCPU, at::kFloat);
+  EXPECT_TRUE(at::equal(fa, at::tensor(a, at::kDouble).to(at::kFloat)));
+  EXPECT_TRUE(at::equal(cache.get(&a, maker(a), at::kCPU, at::kFloat), fa));
+  EXPECT_EQ(made, 1);
+  EXPECT_EQ(cache.get(&a, maker(a), at::kCPU, at::kDouble).scalar_type(), at::kDouble);
+  EXPECT_TRUE(at::equal(cache.get(&b, maker(b), at::kCPU, at::kFloat), at::tensor(b, at::kDouble).to(at::kFloat)));
+  EXPECT_EQ(made, 3);
+  DeviceTableCache copy(cache);
+  copy.get(&a, maker(a), at::kCPU, at::kFloat);
+  EXPECT_EQ(made, 4);
+  cache = copy;
+  cache.get(&b, maker(b), at::kCPU, at::kFloat);
+  EXPECT_EQ(made, 5);
+}
+
 }  // namespace
 }  // namespace lit

@@ -50,5 +50,29 @@ TEST(SamplingCuda, SeededImagesAreTheSameOnTheGpuAsOnTheCpu) {
   EXPECT_LE(rel_error(a, b), 1e-4);  // the model's own GPU/CPU agreement, accumulated over 25 steps
 }
 
+// Coefficients gathered on the GPU (from tables moved there once, t never read back) are the CPU's gathers,
+// bit for bit, for every table, float32 and float64, and for the original timesteps; a copied diffusion
+// gathers from its own tables.
+TEST(SamplingCuda, DeviceGathersEqualTheHostGathers) {
+  if (!kernels::cuda_available()) GTEST_SKIP() << "no CUDA device in this build/machine: " << kernels::cuda_summary();
+  const GaussianDiffusion diffusion = GaussianDiffusion::create("50");
+  const DiffusionSchedule& s = diffusion.schedule();
+  const at::Tensor t = at::tensor(std::vector<int64_t>{0, 1, 17, 49, 49, 3});
+  for (const at::ScalarType dtype : {at::kFloat, at::kDouble}) {
+    const at::Tensor like = at::zeros({6, 2, 3, 3}, dtype);
+    for (const std::vector<double>* table : {&s.betas, &s.alphas_cumprod_prev, &s.sqrt_recipm1_alphas_cumprod,
+                                             &s.posterior_log_variance_clipped, &s.posterior_mean_coef2}) {
+      const at::Tensor gpu = diffusion.extract(*table, t.cuda(), like.cuda());
+      EXPECT_TRUE(gpu.is_cuda());
+      EXPECT_TRUE(at::equal(gpu.cpu(), diffusion.extract(*table, t, like)));
+    }
+  }
+  EXPECT_TRUE(at::equal(diffusion.original_timesteps(t.cuda()).cpu(), diffusion.original_timesteps(t)));
+  const GaussianDiffusion copy = diffusion;  // its own tables, its own (empty) cache
+  const at::Tensor like = at::zeros({6, 1}).cuda();
+  EXPECT_TRUE(at::equal(copy.extract(copy.schedule().alphas_cumprod, t.cuda(), like).cpu(),
+                        diffusion.extract(s.alphas_cumprod, t, at::zeros({6, 1}))));
+}
+
 }  // namespace
 }  // namespace lit
