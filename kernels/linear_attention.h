@@ -10,10 +10,9 @@
 // as (B, D, N) with channel head * d + j, is added to o. The cost is O(N d^2) per head: linear in N.
 //
 // One entry point, linear_attention(): on CUDA tensors of bf16 or fp16 (when this build has CUDA kernels) the
-// fused kernels of linear_attention_cuda.cu, with a fused backward when gradients are recorded; on the CPU,
-// for inference, the composed form (linear_attention_composed(): a few BLAS products per head, 1.2-1.5x
-// faster than the reference there, within 1e-6 of it in float32); the ATen reference everywhere else. See
-// AttentionImpl for the choice.
+// fused kernels of linear_attention_cuda.cu, with a fused backward when gradients are recorded; for inference
+// on the CPU the composed form (linear_attention_composed(): a few BLAS products per head, within 1e-6 of the
+// reference in float32, and faster); the ATen reference everywhere else. See AttentionImpl for the choice.
 //
 // The fused path computes, per (batch, head), with Q = phi(q), K = phi(k) and float32 accumulation:
 //   state S = K^T V / N (d x d, float32), m = sum_n K_n / N (d, float32)        one reduction over tokens
@@ -38,13 +37,12 @@ namespace lit::kernels {
 at::Tensor linear_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                             const at::Tensor& dwc_weight, const at::Tensor& dwc_bias, int64_t grid_h, int64_t grid_w);
 
-// Which implementation linear_attention() takes for inference (no gradients recorded), process-wide, for
-// benchmarks and comparisons (lit bench forward --attention):
-//   Auto       the fused kernels for CUDA bf16/fp16, the composed form on the CPU, the reference otherwise
-//   Composed   linear_attention_composed() everywhere
+// Which implementation linear_attention() takes, process-wide (`--attention` of lit generate, train, distill
+// and bench forward):
+//   Auto       the fused kernels (forward, or forward and backward) for CUDA bf16/fp16; the composed form for
+//              inference on the CPU; the reference otherwise (CPU training included)
+//   Composed   linear_attention_composed() everywhere, training included
 //   Reference  linear_attention_reference() everywhere
-// With gradients recorded the choice is fixed: the fused autograd function for CUDA bf16/fp16, the reference
-// otherwise.
 enum class AttentionImpl { Auto, Composed, Reference };
 void set_attention_impl(AttentionImpl impl);
 AttentionImpl attention_impl();
@@ -67,15 +65,14 @@ LinearAttentionGrads linear_attention_core_backward_reference(const at::Tensor& 
                                                               const at::Tensor& grad_out);
 
 // The attention as a few large matrix products per head (cuBLAS on CUDA, BLAS on the CPU) in the input dtype,
-// for any device and dtype; inference only (throws when gradients are recorded). Per head, with
-// Q = phi(q), K = phi(k):
+// for any device and dtype, with gradients when they are recorded. Per head, with Q = phi(q), K = phi(k):
 //   Linear     S' = [K^T V / N | m | 0] (d x (d + 8)), then Q S' gives the numerators and Q . m together;
 //   Quadratic  A = Q K^T / N (N x N), then A V and the row sums of A;
 //   Auto       quadratic when N < d (fewer multiply-adds, and A is smaller than the state), else linear.
 // The state (or A) and the numerators are rounded to the dtype once each (as the fused version 3 rounds its
-// state); the normaliser and the division are float32. The convolution is added by the token-layout CUDA
-// kernel for CUDA bf16/fp16, by ATen otherwise. A candidate for the fused kernels' place, timed beside them
-// (lit_bench_linear_attention, lit bench forward --attention).
+// state); the normaliser and the division are float32 (float64 for float64). For inference the heads are
+// written into one output and the convolution is added by the token-layout CUDA kernel for CUDA bf16/fp16,
+// by ATen otherwise; with gradients, ATen's convolution and autograd through every step.
 enum class ComposedForm { Auto, Linear, Quadratic };
 at::Tensor linear_attention_composed(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                                      const at::Tensor& dwc_weight, const at::Tensor& dwc_bias, int64_t grid_h,

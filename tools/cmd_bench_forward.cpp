@@ -10,7 +10,6 @@
 
 #include <cstdio>
 #include <functional>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -41,11 +40,6 @@ struct ForwardBenchOptions {
   bool cuda_graphs = false;                        // replay the forward from a CUDA graph (model/cuda_graph_forward.h)
   std::vector<std::string> attentions = {"auto"};  // linear attention's implementations, one row each
 };
-
-const std::map<std::string, kernels::AttentionImpl> kAttentionImpls = {
-    {"auto", kernels::AttentionImpl::Auto},
-    {"composed", kernels::AttentionImpl::Composed},
-    {"reference", kernels::AttentionImpl::Reference}};
 
 // Sets the process-wide choice for one row and restores the default after it (also when the row throws).
 class AttentionImplScope {
@@ -178,7 +172,7 @@ void run_bench_forward(ForwardBenchOptions o, bool presets_given) {
         RowResult r;
         std::string error;
         try {
-          const AttentionImplScope impl(kAttentionImpls.at(config.is_linear() ? o.attentions[a] : "auto"));
+          const AttentionImplScope impl(attention_impl_from_name(config.is_linear() ? o.attentions[a] : "auto"));
           r = time_forward(config, batch, device, dtype, o);
         } catch (const c10::Error& e) {
           error = first_line(e.what_without_backtrace());
@@ -231,10 +225,7 @@ void add_bench_forward_command(CLI::App* bench) {
   fwd->add_option("--warmup", o.warmup, "untimed runs first")->capture_default_str();
   fwd->add_flag("--cuda-graphs", o.cuda_graphs,
                 "replay the forward from a CUDA graph (experimental: not yet verified on a GPU)");
-  fwd->add_option("--attention", o.attentions,
-                  "linear attention's implementation for inference, repeatable (a row each): auto (the fused CUDA "
-                  "kernels for bf16/fp16, the composed form on the CPU), composed (a few matrix products per "
-                  "head), reference (the ATen reference)")
+  fwd->add_option("--attention", o.attentions, std::string(kAttentionHelp) + "; repeatable, a row each")
       ->check(CLI::IsMember({"auto", "composed", "reference"}))
       ->capture_default_str();
   fwd->callback([] { run_bench_forward(o, preset_option->count() > 0); });

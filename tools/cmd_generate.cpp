@@ -46,6 +46,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--size", o.size, "image size in pixels (must match the model; default: the model's)");
   cmd->add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--dtype", o.dtype, "fp32, bf16 or fp16")->capture_default_str();
+  add_attention_option(cmd);
   cmd->add_flag("--cuda-graphs", o.cuda_graphs,
                 "on CUDA, replay a CUDA graph of the model's forward per batch shape (experimental: not yet "
                 "verified on a GPU)");

@@ -223,6 +223,7 @@ void add_common_options(CLI::App* cmd, TrainCommandOptions& opt) {
   cmd->add_option("--num-classes", opt.num_classes, "class count of a preset model (default: the data's)");
   cmd->add_option("--device", opt.device, "cpu, cuda, cuda:1, ...")->capture_default_str();
   cmd->add_flag("--bf16", opt.bf16, "bfloat16 autocast with float32 master weights");
+  add_attention_option(cmd);
   cmd->add_flag("--activation-checkpointing", opt.train.activation_checkpointing,
                 "recompute each block in the backward pass: less memory, a second forward per block");
   cmd->add_option("--batch-size", t.batch_size, "images per step (per rank)")->capture_default_str();

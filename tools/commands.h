@@ -3,6 +3,11 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
+
+namespace lit::kernels {
+enum class AttentionImpl;  // kernels/linear_attention.h
+}  // namespace lit::kernels
 
 namespace lit::cli {
 
@@ -22,5 +27,12 @@ void add_bench_forward_command(CLI::App* bench);  // `lit bench forward`, under 
 void add_fid_command(CLI::App& app);
 void add_train_classifier_command(CLI::App& app);
 void add_vae_command(CLI::App& app);
+
+// `--attention auto|composed|reference` on a subcommand (generate, train, distill): linear attention's
+// implementation (kernels::AttentionImpl), set for the rest of the process once parsed. kAttentionHelp says
+// what each name means; attention_impl_from_name() throws lit::Error for another name.
+extern const char* const kAttentionHelp;
+void add_attention_option(CLI::App* cmd);
+kernels::AttentionImpl attention_impl_from_name(const std::string& name);
 
 }  // namespace lit::cli

@@ -118,6 +118,26 @@ TEST(BuiltinModel, CudaBf16ImagesEqualTheCpuImages) {
   EXPECT_LE(gpu.worst, 2 * bf16.worst);
 }
 
+// --attention picks linear attention's implementation for the run (the built-in model is a LiT): each
+// name runs and gives images within float32 rounding of the others; any other name is a usage error.
+TEST(BuiltinModel, AttentionOptionChoosesTheImplementation) {
+  const std::string dir = fresh_temp_dir("builtin_attention");
+  for (const char* impl : {"reference", "composed"}) {
+    const auto r = run_command(kLit + " generate -q --class 3 -n 2 --sampler ddim --steps 4 --attention " + impl +
+                               " -o " + dir + "/" + impl);
+    ASSERT_EQ(r.exit_code, 0) << impl << ": " << r.output;
+  }
+  for (const char* name : {"/000000.png", "/000001.png"}) {
+    const at::Tensor a = read_image(dir + "/reference" + name).to(at::kFloat);
+    const at::Tensor b = read_image(dir + "/composed" + name).to(at::kFloat);
+    EXPECT_LE((a - b).abs().max().item<float>(), 1.0f) << name;  // at most one 8-bit step apart
+  }
+  const auto bad = run_command(kLit + " generate -q -n 1 --attention fastest -o " + dir + "/bad");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("--attention"), std::string::npos) << bad.output;
+  EXPECT_FALSE(fs::exists(dir + "/bad/000000.png"));
+}
+
 TEST(BuiltinModel, GridOptionsAreCheckedBeforeSampling) {
   const std::string dir = fresh_temp_dir("builtin_bad");
   for (const std::string& args : std::vector<std::string>{"--grid-labels", "--grid " + dir + "/s.png --grid-scale 0",

@@ -94,30 +94,67 @@ TEST(LinearAttentionComposed, NormaliserKeepsItsEpsilonWhenEveryQueryIsNegative)
               1e-5);
 }
 
-TEST(LinearAttentionComposed, RefusesGradientsAndBadArguments) {
+TEST(LinearAttentionComposed, RejectsBadArguments) {
   const at::Tensor x = at::randn({1, 4, 8}), w = at::randn({4, 1, 3, 3}), b = at::randn({4});
-  const at::Tensor xg = x.clone().requires_grad_();
-  EXPECT_THROW(kernels::linear_attention_composed(xg, x, x, 2, w, b, 2, 2), c10::Error);
   const at::NoGradGuard no_grad;
   EXPECT_THROW(kernels::linear_attention_composed(x, x, x, 3, w, b, 2, 2), c10::Error);  // D not divisible
   EXPECT_THROW(kernels::linear_attention_composed(x, x.to(at::kDouble), x, 2, w, b, 2, 2), c10::Error);
   EXPECT_THROW(kernels::linear_attention_composed(x, x, x, 2, w, b, 1, 3), c10::Error);  // grid of 3 tokens
 }
 
-// Which path linear_attention() takes on the CPU: the composed form for inference, the reference when
-// gradients are recorded, under a TrainingPathGuard (activation checkpointing's first forward) or when asked.
+// Training through the composed form (autograd through its products, the in-place writes included): the
+// gradients of q, k|v (one kv tensor), the convolution's weight and bias against autograd through the float64
+// reference, in both forms: float32 to its rounding, bf16 to bf16's.
+TEST(LinearAttentionComposed, GradientsMatchFloat64Autograd) {
+  at::manual_seed(8);
+  for (const auto form : {kernels::ComposedForm::Linear, kernels::ComposedForm::Quadratic}) {
+    for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+      const int64_t B = 2, N = 20, D = 48, heads = 3, d = D / heads;
+      const at::Tensor q64 = at::randn({B, N, D}, at::kDouble).requires_grad_();
+      const at::Tensor kv64 = at::randn({B, N, 2 * D}, at::kDouble).requires_grad_();
+      const at::Tensor w64 = (at::randn({d, 1, 5, 5}, at::kDouble) * 0.2).requires_grad_();
+      const at::Tensor b64 = at::randn({d}, at::kDouble).requires_grad_();
+      const at::Tensor grad = at::randn({B, N, D}, at::kDouble);
+      kernels::linear_attention_reference(q64, kv64.narrow(2, 0, D), kv64.narrow(2, D, D), heads, w64, b64, 4, 5)
+          .backward(grad);
+      auto leaf = [dtype](const at::Tensor& t) { return t.detach().to(dtype).requires_grad_(); };
+      const at::Tensor q = leaf(q64), kv = leaf(kv64), w = leaf(w64), b = leaf(b64);
+      const at::Tensor out =
+          kernels::linear_attention_composed(q, kv.narrow(2, 0, D), kv.narrow(2, D, D), heads, w, b, 4, 5, form);
+      EXPECT_EQ(out.scalar_type(), dtype);
+      out.backward(grad.to(dtype));
+      const double tol = dtype == at::kFloat ? 1e-5 : 1e-2;
+      const std::string where =
+          std::string(form == kernels::ComposedForm::Linear ? "linear " : "quadratic ") + c10::toString(dtype);
+      for (const auto& [name, got, want] :
+           {std::tuple{"dq", q.grad(), q64.grad()}, std::tuple{"dk|dv", kv.grad(), kv64.grad()},
+            std::tuple{"dweight", w.grad(), w64.grad()}, std::tuple{"dbias", b.grad(), b64.grad()}}) {
+        EXPECT_LE(test::rel_error(got, want), tol) << name << ", " << where;
+        std::printf("  composed %s %s: rel error %.2e\n", where.c_str(), name, test::rel_error(got, want));
+      }
+    }
+  }
+}
+
+// Which path linear_attention() takes on the CPU: the composed form for inference, the reference for training
+// (a TrainingPathGuard, activation checkpointing's first forward, counts as training), unless one of them is
+// asked for.
 TEST(LinearAttentionDispatch, ChoosesThePathByGradientsGuardAndSetting) {
   at::manual_seed(7);
   const at::Tensor q = at::randn({2, 16, 32}), k = at::randn({2, 16, 32}), v = at::randn({2, 16, 32});
   const at::Tensor w = at::randn({16, 1, 5, 5}) * 0.2, b = at::randn({16});
+  const at::Tensor qg = q.clone().requires_grad_();
   const at::Tensor reference = kernels::linear_attention_reference(q, k, v, 2, w, b, 4, 4);
+  const at::Tensor composed_training = kernels::linear_attention_composed(qg, k, v, 2, w, b, 4, 4);
   at::Tensor composed;
   {
     const at::NoGradGuard no_grad;
     composed = kernels::linear_attention_composed(q, k, v, 2, w, b, 4, 4);
   }
   ASSERT_FALSE(at::equal(composed, reference));  // else this test could not tell the paths apart
+  ASSERT_FALSE(at::equal(composed_training, reference));
   EXPECT_EQ(kernels::attention_impl(), kernels::AttentionImpl::Auto);
+  EXPECT_TRUE(at::equal(kernels::linear_attention(qg, k, v, 2, w, b, 4, 4), reference));
   {
     const at::NoGradGuard no_grad;
     EXPECT_TRUE(at::equal(kernels::linear_attention(q, k, v, 2, w, b, 4, 4), composed));
@@ -126,8 +163,8 @@ TEST(LinearAttentionDispatch, ChoosesThePathByGradientsGuardAndSetting) {
     EXPECT_TRUE(at::equal(kernels::linear_attention(q, k, v, 2, w, b, 4, 4), reference));
   }
   EXPECT_FALSE(kernels::training_path_forced());
-  const at::Tensor qg = q.clone().requires_grad_();
-  EXPECT_TRUE(at::equal(kernels::linear_attention(qg, k, v, 2, w, b, 4, 4), reference));
+  kernels::set_attention_impl(kernels::AttentionImpl::Composed);
+  EXPECT_TRUE(at::equal(kernels::linear_attention(qg, k, v, 2, w, b, 4, 4), composed_training));
   kernels::set_attention_impl(kernels::AttentionImpl::Reference);
   {
     const at::NoGradGuard no_grad;
