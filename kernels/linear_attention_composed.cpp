@@ -1,6 +1,6 @@
 // linear_attention_composed(): LiT's attention as a few large matrix products per head (cuBLAS on CUDA, the
 // CPU's BLAS otherwise), in the input dtype, the normaliser carried along by the products themselves.
-#include <ATen/core/grad_mode.h>
+#include <ATen/ATen.h>
 
 #include <vector>
 
