@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "app/studio_ui.h"
+#include "kernels/cpu_allocator.h"
 #include "kernels/cuda_support.h"
 
 namespace {
@@ -88,6 +89,7 @@ int main(int argc, char** argv) {
   ImGui_ImplGlfw_InitForOpenGL(window, true);
   ImGui_ImplOpenGL3_Init("#version 330");
   lit::kernels::use_exact_float32();
+  lit::kernels::tune_cpu_allocator();
 
   int rc = 0;
   {

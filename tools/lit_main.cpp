@@ -5,6 +5,7 @@
 #include <iostream>
 #include <string>
 
+#include "kernels/cpu_allocator.h"
 #include "kernels/cuda_support.h"
 #include "kernels/torch_compat.h"
 #include "tools/commands.h"
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   CLI::App app{"lit: LiT / DiT diffusion transformers in C++ (generate, train, distill, evaluate)"};
   app.require_subcommand(1);
   lit::kernels::use_exact_float32();
+  lit::kernels::tune_cpu_allocator();
   // Usage errors are one line too, like every other error.
   app.failure_message(
       [](const CLI::App*, const CLI::Error& e) { return std::string("lit: error: ") + e.what() + " (see --help)\n"; });
