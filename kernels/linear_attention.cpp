@@ -450,10 +450,7 @@ at::Tensor linear_attention(const at::Tensor& q, const at::Tensor& k, const at::
     return linear_attention_core_cuda(q, k, v, heads) +
            depthwise_conv_reference(v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
   }
-  // CPU training keeps the reference: through the composed form a training step of the built-in model was
-  // ~10 % slower (the attention alone, forward + backward, ~1.5x faster; see the README).
-  if (!training && q.device().is_cpu())
-    return linear_attention_composed(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
+  if (q.device().is_cpu()) return linear_attention_composed(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
   return linear_attention_reference(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
 }
 

@@ -10,9 +10,9 @@
 // as (B, D, N) with channel head * d + j, is added to o. The cost is O(N d^2) per head: linear in N.
 //
 // One entry point, linear_attention(): on CUDA tensors of bf16 or fp16 (when this build has CUDA kernels) the
-// fused kernels of linear_attention_cuda.cu, with a fused backward when gradients are recorded; for inference
-// on the CPU the composed form (linear_attention_composed(): a few BLAS products per head, within 1e-6 of the
-// reference in float32, and faster); the ATen reference everywhere else. See AttentionImpl for the choice.
+// fused kernels of linear_attention_cuda.cu, with a fused backward when gradients are recorded; on the CPU the
+// composed form (linear_attention_composed(): a few BLAS products per head, within 1e-6 of the reference in
+// float32, and faster, for inference and training); the ATen reference everywhere else. See AttentionImpl.
 //
 // The fused path computes, per (batch, head), with Q = phi(q), K = phi(k) and float32 accumulation:
 //   state S = K^T V / N (d x d, float32), m = sum_n K_n / N (d, float32)        one reduction over tokens
@@ -39,8 +39,8 @@ at::Tensor linear_attention(const at::Tensor& q, const at::Tensor& k, const at::
 
 // Which implementation linear_attention() takes, process-wide (`--attention` of lit generate, train, distill
 // and bench forward):
-//   Auto       the fused kernels (forward, or forward and backward) for CUDA bf16/fp16; the composed form for
-//              inference on the CPU; the reference otherwise (CPU training included)
+//   Auto       the fused kernels (forward, or forward and backward) for CUDA bf16/fp16; the composed form on
+//              the CPU (inference and training); the reference otherwise
 //   Composed   linear_attention_composed() everywhere, training included
 //   Reference  linear_attention_reference() everywhere
 enum class AttentionImpl { Auto, Composed, Reference };
