@@ -18,6 +18,22 @@
 #include "kernels/linear_attention_cuda.h"
 #endif
 
+namespace lit::kernels {
+namespace {
+
+// (B, N, D) -> (B, heads, N, d): head h owns channels h*d .. h*d + d-1.
+at::Tensor split_heads(const at::Tensor& t, int64_t heads) {
+  return t.reshape({t.size(0), t.size(1), heads, t.size(2) / heads}).permute({0, 2, 1, 3});
+}
+
+// (B, heads, N, d) -> (B, N, D) with channel head*d + j.
+at::Tensor merge_heads(const at::Tensor& t) {
+  return t.transpose(1, 2).reshape({t.size(0), t.size(2), t.size(1) * t.size(3)});
+}
+
+}  // namespace
+}  // namespace lit::kernels
+
 namespace lit::kernels::detail {
 
 void check_arguments(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
@@ -35,16 +51,6 @@ void check_arguments(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
               "linear_attention: dwc weight must be (d, 1, k, k) with d = ", d, " and k odd, got ", dwc_weight.sizes());
   TORCH_CHECK(dwc_bias.dim() == 1 && dwc_bias.size(0) == d, "linear_attention: dwc bias must be (", d, "), got ",
               dwc_bias.sizes());
-}
-
-// (B, N, D) -> (B, heads, N, d): head h owns channels h*d .. h*d + d-1.
-at::Tensor split_heads(const at::Tensor& t, int64_t heads) {
-  return t.reshape({t.size(0), t.size(1), heads, t.size(2) / heads}).permute({0, 2, 1, 3});
-}
-
-// (B, heads, N, d) -> (B, N, D) with channel head*d + j.
-at::Tensor merge_heads(const at::Tensor& t) {
-  return t.transpose(1, 2).reshape({t.size(0), t.size(2), t.size(1) * t.size(3)});
 }
 
 // The kernel function phi(x) = relu(x) + 1e-6 keeps every q.k similarity positive.
@@ -69,9 +75,7 @@ at::Tensor depthwise_conv_reference(const at::Tensor& v, int64_t heads, const at
 namespace lit::kernels {
 using detail::check_arguments;
 using detail::depthwise_conv_reference;
-using detail::merge_heads;
 using detail::phi;
-using detail::split_heads;
 
 at::Tensor linear_attention_core_reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                            int64_t heads) {
@@ -443,9 +447,9 @@ at::Tensor linear_attention(const at::Tensor& q, const at::Tensor& k, const at::
     return linear_attention_reference(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
   if (impl == AttentionImpl::Composed)
     return linear_attention_composed(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
-  const bool training = records_grad({q, k, v, dwc_weight, dwc_bias});
   if (fused_applies(q, k, v)) {
-    if (!training) return linear_attention_cuda(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
+    if (!records_grad({q, k, v, dwc_weight, dwc_bias}))
+      return linear_attention_cuda(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
     // Training: the attention's own backward kernels, the convolution through ATen's autograd.
     return linear_attention_core_cuda(q, k, v, heads) +
            depthwise_conv_reference(v, heads, dwc_weight, dwc_bias, grid_h, grid_w);

@@ -11,11 +11,6 @@ namespace lit::kernels::detail {
 void check_arguments(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                      const at::Tensor& dwc_weight, const at::Tensor& dwc_bias, int64_t grid_h, int64_t grid_w);
 
-// (B, N, D) -> (B, heads, N, d): head h owns channels h*d .. h*d + d-1.
-at::Tensor split_heads(const at::Tensor& t, int64_t heads);
-// (B, heads, N, d) -> (B, N, D) with channel head*d + j.
-at::Tensor merge_heads(const at::Tensor& t);
-
 // The kernel function phi(x) = relu(x) + 1e-6.
 at::Tensor phi(const at::Tensor& x);
 

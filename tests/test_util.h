@@ -1,4 +1,5 @@
-// Helpers shared by the test suites: fixture paths, relative error, temporary files, running the CLI.
+// Helpers shared by the test suites: fixture paths, relative error, lit::Error messages, temporary files,
+// running the CLI.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -7,7 +8,10 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <string>
+
+#include "weights/error.h"
 
 namespace lit::test {
 
@@ -22,6 +26,16 @@ inline std::string temp_path(const std::string& name) {
 }
 
 // ||a - b|| / ||b|| in float64; infinity if either holds a NaN or the shapes differ.
+// The message of the lit::Error that fn throws, or "(no lit::Error)" when it throws none.
+inline std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const lit::Error& e) {
+    return e.what();
+  }
+  return "(no lit::Error)";
+}
+
 inline double rel_error(const at::Tensor& a, const at::Tensor& b) {
   if (a.sizes() != b.sizes()) return INFINITY;
   const at::Tensor a64 = a.detach().to(at::kCPU, at::kDouble), b64 = b.detach().to(at::kCPU, at::kDouble);

@@ -16,6 +16,8 @@
 namespace lit {
 namespace {
 
+using test::error_of;
+
 struct Inputs {
   at::Tensor x, t, y;
 };
@@ -26,15 +28,6 @@ Inputs random_inputs(const ModelConfig& c, int64_t batch, at::ScalarType dtype, 
   return {at::randn({batch, c.in_channels, c.input_size, c.input_size}, options.dtype(dtype)),
           at::randint(0, 1000, {batch}, options.dtype(at::kLong)),
           at::randint(0, c.label_table_rows(), {batch}, options.dtype(at::kLong))};
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no lit::Error)";
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@
 namespace lit::test {
 namespace {
 
+using test::error_of;
+
 namespace fs = std::filesystem;
 using train::Trainer;
 using train::TrainOptions;
@@ -165,16 +167,6 @@ TEST(Resume, KeepsTheNewestCheckpoints) {
 // ---------------------------------------------------------------------------------------------------------
 // Errors before the first step.
 // ---------------------------------------------------------------------------------------------------------
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 TEST(TrainerSetup, RefusesWhatCannotWork) {
   auto data = train::make_synthetic_data({4, 8, 8}, 10, 8);
   ModelConfig deeper = tiny_lit_config();

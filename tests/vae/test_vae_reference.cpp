@@ -15,6 +15,8 @@
 namespace lit {
 namespace {
 
+using test::error_of;
+
 using test::fixture;
 using test::rel_error;
 
@@ -43,15 +45,6 @@ std::string write_text(const std::string& name, const std::string& text) {
   const std::string path = test::temp_path(name);
   std::ofstream(path) << text;
   return path;
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 TEST(VaeReference, ConfigFromDiffusersFolder) {
