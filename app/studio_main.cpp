@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "app/studio_ui.h"
-#include "kernels/cpu_allocator.h"
-#include "kernels/cuda_support.h"
+#include "kernels/runtime/cpu_allocator.h"
+#include "kernels/runtime/cuda_support.h"
 
 namespace {
 

@@ -10,8 +10,8 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "model/builtin_model.h"
-#include "weights/error.h"
+#include "model/backbone/builtin_model.h"
+#include "common/error.h"
 
 namespace fs = std::filesystem;
 

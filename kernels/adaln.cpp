@@ -2,7 +2,7 @@
 
 #include <ATen/core/grad_mode.h>
 
-#include "kernels/cuda_support.h"
+#include "kernels/runtime/cuda_support.h"
 #include "kernels/modulate.h"
 
 #ifdef LIT_WITH_CUDA

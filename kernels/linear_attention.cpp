@@ -5,7 +5,7 @@
 #include <atomic>
 #include <cmath>
 
-#include "kernels/cuda_support.h"
+#include "kernels/runtime/cuda_support.h"
 #include "kernels/linear_attention_parts.h"
 
 #ifdef LIT_WITH_CUDA

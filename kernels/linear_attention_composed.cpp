@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "kernels/cuda_support.h"
+#include "kernels/runtime/cuda_support.h"
 #include "kernels/linear_attention.h"
 #include "kernels/linear_attention_parts.h"
 

@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "kernels/cuda_support.h"
+#include "kernels/runtime/cuda_support.h"
 
 #ifdef LIT_WITH_CUDA
 #include <c10/cuda/CUDAGuard.h>

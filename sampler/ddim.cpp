@@ -5,7 +5,7 @@
 
 #include "sampler/reverse_loop.h"
 #include "sampler/sampler.h"
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit {
 

@@ -2,7 +2,7 @@
 
 #include <ATen/core/grad_mode.h>
 
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit {
 

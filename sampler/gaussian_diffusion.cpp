@@ -5,7 +5,7 @@
 #include <iterator>
 
 #include "sampler/likelihood.h"
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit {
 namespace {

@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "sampler/noise.h"
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit {
 

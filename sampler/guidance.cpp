@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <string>
 
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit {
 

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit {
 

@@ -2,7 +2,7 @@
 #include <cctype>
 
 #include "sampler/sampler.h"
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit {
 

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit {
 

@@ -5,7 +5,7 @@
 #include <chrono>
 #include <string>
 
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit::detail {
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <set>
 
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit {
 namespace {

@@ -11,7 +11,7 @@
 #include <functional>
 #include <string>
 
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit::test {
 

@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "weights/error.h"
+#include "common/error.h"
 #include "weights/safetensors.h"
-#include "weights/torch_file.h"
+#include "weights/torch/torch_file.h"
 
 namespace lit {
 

@@ -3,7 +3,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit {
 

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit {
 namespace {

@@ -10,8 +10,8 @@
 #include <fstream>
 #include <iterator>
 
-#include "weights/atomic_file.h"
-#include "weights/error.h"
+#include "common/atomic_file.h"
+#include "common/error.h"
 
 #ifdef LIT_WITH_OPENCV_IMGCODECS
 #include <opencv2/core.hpp>

@@ -1,6 +1,6 @@
 #include "weights/latent_file.h"
 
-#include "weights/error.h"
+#include "common/error.h"
 #include "weights/safetensors.h"
 
 namespace lit {

@@ -9,8 +9,8 @@
 #include <functional>
 #include <limits>
 
-#include "weights/atomic_file.h"
-#include "weights/error.h"
+#include "common/atomic_file.h"
+#include "common/error.h"
 #include "weights/zip_archive.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the .npy reader assumes a little-endian host");

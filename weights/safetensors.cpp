@@ -13,8 +13,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "weights/atomic_file.h"
-#include "weights/error.h"
+#include "common/atomic_file.h"
+#include "common/error.h"
 
 namespace lit {
 namespace {

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit {
 

@@ -7,8 +7,8 @@
 #include <cstring>
 #include <set>
 
-#include "weights/atomic_file.h"
-#include "weights/error.h"
+#include "common/atomic_file.h"
+#include "common/error.h"
 
 namespace lit {
 namespace {

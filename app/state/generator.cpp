@@ -7,11 +7,11 @@
 #include <cmath>
 #include <new>
 
-#include "model/builtin_model.h"
-#include "model/model_io.h"
-#include "model/vae.h"
+#include "model/backbone/builtin_model.h"
+#include "model/backbone/model_io.h"
+#include "model/vae/vae.h"
 #include "sampler/generation.h"
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit::studio {
 

@@ -11,9 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "kernels/cuda_support.h"
-#include "weights/atomic_file.h"
-#include "weights/error.h"
+#include "kernels/runtime/cuda_support.h"
+#include "common/atomic_file.h"
+#include "common/error.h"
 #include "weights/image_io.h"
 
 namespace fs = std::filesystem;

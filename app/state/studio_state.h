@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "model/class_labels.h"
+#include "model/backbone/class_labels.h"
 #include "weights/generation_params.h"
 
 namespace lit::studio {

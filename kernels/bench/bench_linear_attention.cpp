@@ -16,10 +16,10 @@
 #include <vector>
 
 #include "kernels/bench/bench_util.h"
-#include "kernels/cuda_support.h"
+#include "kernels/runtime/cuda_support.h"
 #include "kernels/linear_attention.h"
 #include "kernels/linear_attention_cuda.h"
-#include "kernels/torch_compat.h"
+#include "kernels/runtime/torch_compat.h"
 
 #ifdef LIT_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>

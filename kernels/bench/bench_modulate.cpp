@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "kernels/bench/bench_util.h"
-#include "kernels/cuda_support.h"
+#include "kernels/runtime/cuda_support.h"
 #include "kernels/modulate.h"
 
 namespace {

@@ -6,9 +6,9 @@
 #include <thread>
 
 #include "app/state/generator.h"
-#include "model/dit.h"
-#include "model/model_io.h"
-#include "model/vae.h"
+#include "model/backbone/dit.h"
+#include "model/backbone/model_io.h"
+#include "model/vae/vae.h"
 #include "sampler/generation.h"
 #include "tests/test_util.h"
 

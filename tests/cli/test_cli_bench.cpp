@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "model/builtin_model.h"
+#include "model/backbone/builtin_model.h"
 #include "tests/test_util.h"
 
 namespace lit {

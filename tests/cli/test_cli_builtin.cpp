@@ -6,12 +6,12 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "kernels/cuda_support.h"
-#include "model/builtin_model.h"
-#include "model/class_labels.h"
-#include "model/model_io.h"
+#include "kernels/runtime/cuda_support.h"
+#include "model/backbone/builtin_model.h"
+#include "model/backbone/class_labels.h"
+#include "model/backbone/model_io.h"
 #include "tests/test_util.h"
-#include "tools/contact_sheet.h"
+#include "tools/cli/contact_sheet.h"
 #include "weights/generation_params.h"
 #include "weights/image_io.h"
 

@@ -8,7 +8,7 @@
 
 #include "tests/test_util.h"
 #include "tests/weights/torch_file_builder.h"
-#include "tools/fashion_mnist.h"
+#include "tools/train/fashion_mnist.h"
 #include "weights/generation_params.h"
 #include "weights/image_io.h"
 #include "weights/npy.h"

@@ -4,8 +4,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "model/dit.h"
-#include "model/model_io.h"
+#include "model/backbone/dit.h"
+#include "model/backbone/model_io.h"
 #include "tests/test_util.h"
 #include "weights/generation_params.h"
 #include "weights/image_io.h"

@@ -5,9 +5,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "model/fid_inputs.h"
+#include "model/eval/fid_inputs.h"
 #include "tests/test_util.h"
-#include "weights/error.h"
+#include "common/error.h"
 #include "weights/image_io.h"
 #include "weights/npy.h"
 

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "model/fmnist_classifier.h"
+#include "model/eval/fmnist_classifier.h"
 #include "tests/test_util.h"
-#include "weights/error.h"
+#include "common/error.h"
 #include "weights/safetensors.h"
 
 namespace lit {

@@ -4,10 +4,10 @@
 
 #include <cmath>
 
-#include "model/fid_inputs.h"
-#include "model/frechet.h"
+#include "model/eval/fid_inputs.h"
+#include "model/eval/frechet.h"
 #include "tests/test_util.h"
-#include "weights/error.h"
+#include "common/error.h"
 #include "weights/npy.h"
 #include "weights/safetensors.h"
 

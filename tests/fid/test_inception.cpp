@@ -6,10 +6,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "model/inception.h"
+#include "model/eval/inception.h"
 #include "tests/test_util.h"
 #include "tests/weights/torch_file_builder.h"
-#include "weights/error.h"
+#include "common/error.h"
 #include "weights/safetensors.h"
 
 namespace lit {

@@ -7,7 +7,7 @@
 #include <cstdio>
 
 #include "kernels/adaln.h"
-#include "kernels/cuda_support.h"
+#include "kernels/runtime/cuda_support.h"
 #include "kernels/linear_gelu.h"
 #include "kernels/modulate.h"
 #include "tests/test_util.h"

@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "kernels/cpu_allocator.h"
+#include "kernels/runtime/cpu_allocator.h"
 
 #if defined(__GLIBC__)
 #include <malloc.h>

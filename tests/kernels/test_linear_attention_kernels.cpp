@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <tuple>
 
-#include "kernels/cuda_support.h"
+#include "kernels/runtime/cuda_support.h"
 #include "kernels/linear_attention.h"
 #include "tests/test_util.h"
 

@@ -3,8 +3,8 @@
 
 #include <string>
 
-#include "model/dit.h"
-#include "model/model_config.h"
+#include "model/backbone/dit.h"
+#include "model/backbone/model_config.h"
 #include "tests/test_util.h"
 #include "weights/safetensors.h"
 #include "weights/state_dict.h"

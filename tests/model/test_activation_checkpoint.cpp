@@ -7,8 +7,8 @@
 #include <set>
 #include <string>
 
-#include "kernels/torch_compat.h"
-#include "model/activation_checkpoint.h"
+#include "kernels/runtime/torch_compat.h"
+#include "model/backbone/activation_checkpoint.h"
 #include "tests/model/model_test_util.h"
 
 namespace lit::test {

@@ -6,12 +6,12 @@
 #include <tuple>
 #include <vector>
 
-#include "kernels/cuda_support.h"
-#include "model/cuda_graph_forward.h"
-#include "model/model_io.h"
+#include "kernels/runtime/cuda_support.h"
+#include "model/backbone/cuda_graph_forward.h"
+#include "model/backbone/model_io.h"
 #include "sampler/generation.h"
 #include "tests/model/model_test_util.h"
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit {
 namespace {

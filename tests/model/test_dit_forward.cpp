@@ -2,11 +2,11 @@
 // configurations beyond the fixtures.
 #include <gtest/gtest.h>
 
-#include "kernels/cuda_support.h"
-#include "model/dit.h"
-#include "model/model_io.h"
+#include "kernels/runtime/cuda_support.h"
+#include "model/backbone/dit.h"
+#include "model/backbone/model_io.h"
 #include "tests/model/model_test_util.h"
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit {
 namespace {

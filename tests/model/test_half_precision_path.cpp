@@ -7,8 +7,8 @@
 
 #include <cstdio>
 
-#include "kernels/cuda_support.h"
-#include "model/dit.h"
+#include "kernels/runtime/cuda_support.h"
+#include "model/backbone/dit.h"
 #include "tests/test_util.h"
 
 namespace lit {

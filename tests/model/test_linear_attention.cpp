@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 
-#include "kernels/cuda_support.h"
+#include "kernels/runtime/cuda_support.h"
 #include "kernels/linear_attention.h"
-#include "model/attention.h"
+#include "model/backbone/attention.h"
 #include "tests/model/model_test_util.h"
 
 namespace lit {

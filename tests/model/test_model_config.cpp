@@ -2,9 +2,9 @@
 
 #include <fstream>
 
-#include "model/model_config.h"
+#include "model/backbone/model_config.h"
 #include "tests/model/model_test_util.h"
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit {
 namespace {

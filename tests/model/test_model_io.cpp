@@ -4,10 +4,10 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "model/model_io.h"
+#include "model/backbone/model_io.h"
 #include "tests/model/model_test_util.h"
 #include "weights/checkpoint.h"
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit {
 namespace {

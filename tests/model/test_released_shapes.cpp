@@ -6,8 +6,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "model/dit.h"
-#include "model/model_io.h"
+#include "model/backbone/dit.h"
+#include "model/backbone/model_io.h"
 #include "tests/model/model_test_util.h"
 
 namespace lit {

@@ -7,7 +7,7 @@
 #include "sampler/gaussian_diffusion.h"
 #include "sampler/likelihood.h"
 #include "tests/test_util.h"
-#include "weights/error.h"
+#include "common/error.h"
 #include "weights/safetensors.h"
 
 namespace lit {

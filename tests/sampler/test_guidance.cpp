@@ -2,7 +2,7 @@
 
 #include "sampler/guidance.h"
 #include "tests/test_util.h"
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit {
 namespace {

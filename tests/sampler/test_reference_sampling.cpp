@@ -3,7 +3,7 @@
 // initial and per-step noise.
 #include <gtest/gtest.h>
 
-#include "model/model_io.h"
+#include "model/backbone/model_io.h"
 #include "sampler/distillation.h"
 #include "sampler/guidance.h"
 #include "sampler/sampler.h"

@@ -7,7 +7,7 @@
 
 #include "sampler/sampler.h"
 #include "tests/sampler/gaussian_model.h"
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit {
 namespace {

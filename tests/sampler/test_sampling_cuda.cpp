@@ -2,8 +2,8 @@
 // (to float32 rounding). Skipped without a CUDA device.
 #include <gtest/gtest.h>
 
-#include "kernels/cuda_support.h"
-#include "model/model_io.h"
+#include "kernels/runtime/cuda_support.h"
+#include "model/backbone/model_io.h"
 #include "sampler/guidance.h"
 #include "sampler/sampler.h"
 #include "tests/sampler/gaussian_model.h"

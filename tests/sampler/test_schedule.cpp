@@ -5,7 +5,7 @@
 
 #include "sampler/schedule.h"
 #include "tests/test_util.h"
-#include "weights/error.h"
+#include "common/error.h"
 #include "weights/safetensors.h"
 
 namespace lit {

@@ -4,13 +4,13 @@
 #include <filesystem>
 #include <numeric>
 
-#include "model/class_labels.h"
-#include "model/model_io.h"
+#include "model/backbone/class_labels.h"
+#include "model/backbone/model_io.h"
 #include "tests/train/train_test_util.h"
-#include "tools/fashion_mnist.h"
-#include "tools/train_checkpoint.h"
-#include "tools/trainer.h"
-#include "weights/error.h"
+#include "tools/train/fashion_mnist.h"
+#include "tools/train/train_checkpoint.h"
+#include "tools/train/trainer.h"
+#include "common/error.h"
 
 namespace lit::test {
 namespace {

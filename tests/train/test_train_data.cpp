@@ -4,12 +4,12 @@
 #include <filesystem>
 #include <set>
 
-#include "model/vae.h"
+#include "model/vae/vae.h"
 #include "tests/train/train_test_util.h"
-#include "tools/image_folder.h"
-#include "tools/latent_dataset.h"
-#include "tools/train_data.h"
-#include "weights/error.h"
+#include "tools/train/image_folder.h"
+#include "tools/train/latent_dataset.h"
+#include "tools/train/train_data.h"
+#include "common/error.h"
 #include "weights/image_io.h"
 
 namespace lit::test {

@@ -4,11 +4,11 @@
 
 #include <filesystem>
 
-#include "model/model_io.h"
+#include "model/backbone/model_io.h"
 #include "tests/train/train_test_util.h"
-#include "tools/train_checkpoint.h"
-#include "tools/trainer.h"
-#include "weights/error.h"
+#include "tools/train/train_checkpoint.h"
+#include "tools/train/trainer.h"
+#include "common/error.h"
 #include "weights/safetensors.h"
 
 namespace lit::test {

@@ -4,7 +4,7 @@
 
 #include <ATen/ATen.h>
 
-#include "model/dit.h"
+#include "model/backbone/dit.h"
 #include "tests/model/model_test_util.h"
 
 namespace lit::test {

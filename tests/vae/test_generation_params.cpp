@@ -2,7 +2,7 @@
 // format/parse round trips on awkward values.
 #include <gtest/gtest.h>
 
-#include "weights/error.h"
+#include "common/error.h"
 #include "weights/generation_params.h"
 
 namespace lit {

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "tests/test_util.h"
-#include "weights/error.h"
+#include "common/error.h"
 #include "weights/generation_params.h"
 #include "weights/image_io.h"
 

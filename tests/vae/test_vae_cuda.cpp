@@ -10,8 +10,8 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
-#include "kernels/cuda_support.h"
-#include "model/vae.h"
+#include "kernels/runtime/cuda_support.h"
+#include "model/vae/vae.h"
 #include "tests/test_util.h"
 
 namespace lit {

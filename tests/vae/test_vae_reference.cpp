@@ -7,9 +7,9 @@
 #include <fstream>
 #include <string>
 
-#include "model/vae.h"
+#include "model/vae/vae.h"
 #include "tests/test_util.h"
-#include "weights/error.h"
+#include "common/error.h"
 #include "weights/safetensors.h"
 
 namespace lit {

@@ -7,10 +7,10 @@
 #include <string>
 #include <tuple>
 
-#include "model/vae.h"
-#include "model/vae_tiling.h"
+#include "model/vae/vae.h"
+#include "model/vae/vae_tiling.h"
 #include "tests/test_util.h"
-#include "weights/error.h"
+#include "common/error.h"
 
 namespace lit {
 namespace {

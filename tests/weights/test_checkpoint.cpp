@@ -10,7 +10,7 @@
 #include "tests/weights/torch_file_builder.h"
 #include "weights/checkpoint.h"
 #include "weights/convert.h"
-#include "weights/error.h"
+#include "common/error.h"
 #include "weights/safetensors.h"
 
 namespace lit {

@@ -5,7 +5,7 @@
 #include <fstream>
 
 #include "tests/test_util.h"
-#include "weights/error.h"
+#include "common/error.h"
 #include "weights/npy.h"
 #include "weights/safetensors.h"
 #include "weights/zip_archive.h"

@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "tests/test_util.h"
-#include "weights/atomic_file.h"
+#include "common/atomic_file.h"
 
 namespace lit::test {
 namespace {

@@ -3,7 +3,7 @@
 #include <fstream>
 
 #include "tests/test_util.h"
-#include "weights/error.h"
+#include "common/error.h"
 #include "weights/safetensors.h"
 
 namespace lit {

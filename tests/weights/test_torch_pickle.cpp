@@ -5,8 +5,8 @@
 
 #include "tests/test_util.h"
 #include "tests/weights/torch_file_builder.h"
-#include "weights/error.h"
-#include "weights/torch_pickle.h"
+#include "common/error.h"
+#include "weights/torch/torch_pickle.h"
 #include "weights/zip_archive.h"
 
 namespace lit {

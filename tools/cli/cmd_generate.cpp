@@ -1,0 +1,78 @@
+// lit generate: images from a DiT or LiT checkpoint (see tools/generate_job.h for the run folder).
+#include <atomic>
+#include <csignal>
+#include <iostream>
+
+#include "sampler/sampler.h"
+#include "tools/cli/commands.h"
+#include "tools/cli/generate_job.h"
+
+namespace lit::cli {
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+
+// First Ctrl-C: finish cleanly (the sampler stops within one step, complete images stay). Second: now.
+extern "C" void on_sigint(int) {
+  if (g_interrupted.exchange(true)) std::_Exit(130);
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  static GenerateOptions o;
+  auto* cmd = app.add_subcommand("generate", "Generate images from a DiT or LiT checkpoint");
+  cmd->add_option("--model", o.model,
+                  "checkpoint (.safetensors, .pt, training checkpoint); default: the built-in model");
+  cmd->add_option("--config", o.config, "model config JSON, for a checkpoint that records none");
+  cmd->add_option("--use-weights", o.use_weights, "state dict of a training checkpoint: ema or model")
+      ->capture_default_str();
+  cmd->add_option("--vae", o.vae, "diffusers VAE folder (latent models); none for pixel-space models");
+  cmd->add_option("-o,--output", o.output, "output folder (one PNG per image, run.json)")->required();
+  cmd->add_option("--class", o.classes, "class id or name, repeatable; cycled over the images");
+  cmd->add_option("--classes-file", o.classes_file, "file with one class id or name per line");
+  cmd->add_flag("--random-classes", o.random_classes, "uniformly random classes (DiT's FID protocol)");
+  cmd->add_flag("--all-classes", o.all_classes, "every class in turn: image i has class i mod the class count");
+  cmd->add_option("-n,--num-images", o.num_images, "number of images")->capture_default_str();
+  cmd->add_option("--batch-size", o.batch_size, "images per model batch (does not change the images)")
+      ->capture_default_str();
+  cmd->add_option("--seed", o.seed, "image i uses seed + i")->capture_default_str();
+  cmd->add_option("--sampler", o.sampler, "ddpm, ddim or dpm++2m")->capture_default_str();
+  cmd->add_option("--steps", o.steps, "sampling steps (respaced, 1..1000)")->capture_default_str();
+  cmd->add_option("--eta", o.eta, "DDIM eta (0: deterministic)")->capture_default_str();
+  cmd->add_option("--cfg-scale", o.cfg_scale, "classifier-free guidance scale (1: none)")->capture_default_str();
+  cmd->add_flag("--cfg-all-channels", o.cfg_all_channels,
+                "guide all noise channels (standard form) instead of DiT's first 3");
+  cmd->add_option("--size", o.size, "image size in pixels (must match the model; default: the model's)");
+  cmd->add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--dtype", o.dtype, "fp32, bf16 or fp16")->capture_default_str();
+  add_attention_option(cmd);
+  cmd->add_flag("--cuda-graphs", o.cuda_graphs,
+                "on CUDA, replay a CUDA graph of the model's forward per batch shape (experimental: not yet "
+                "verified on a GPU)");
+  cmd->add_option("--format", o.format, "image files: png (with parameters), jpg or webp")->capture_default_str();
+  cmd->add_option("--grid", o.grid, "also write a contact sheet of the images to this file");
+  cmd->add_option("--grid-columns", o.grid_columns, "images per row of the sheet (default: square)");
+  cmd->add_option("--grid-scale", o.grid_scale, "enlarge every image of the sheet N times (tiny images)");
+  cmd->add_flag("--grid-labels", o.grid_labels, "write each image's class name under it on the sheet");
+  cmd->add_option("--npz", o.npz, "also write arr_0 (uint8 NHWC) for the ADM evaluator / lit fid");
+  cmd->add_option("--save-latents", o.save_latents, "also write the final latents (before decoding)");
+  cmd->add_option("--init-noise", o.init_noise, "start from this noise (latents file, N x C x H x W)");
+  cmd->add_flag("--resume", o.resume, "continue the run in the output folder, skipping complete images");
+  cmd->add_flag("-q,--quiet", o.quiet, "no progress output");
+  cmd->callback([] {
+    g_interrupted = false;
+    auto previous = std::signal(SIGINT, on_sigint);
+    try {
+      run_generate(o, &g_interrupted);
+    } catch (const Cancelled&) {
+      std::signal(SIGINT, previous);
+      std::cerr << "\nlit generate: interrupted; the complete images are in " << o.output
+                << ": run the same command with --resume to finish\n";
+      throw ExitStatus{130};
+    }
+    std::signal(SIGINT, previous);
+  });
+}
+
+}  // namespace lit::cli

@@ -1,0 +1,284 @@
+// lit train / lit distill: parse, build the models and the data, run the trainer, print progress.
+//
+//   lit train   --preset LiT-S/2 | --config FILE | --model FILE   --data SPEC  -o RUN
+//   lit distill --teacher FILE | --teacher-preset NAME  [--student-preset NAME | --student-config FILE]
+//               [--init inherit|scratch|FILE]  --data SPEC  -o RUN
+//
+// SPEC: "fashion-mnist" (or fashion-mnist:DIR), a latents folder written by `lit extract-latents`, or an
+// image folder with one sub-folder per class; --synthetic-data trains on random tensors (speed runs).
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <numeric>
+#include <string>
+
+#include "model/backbone/model_io.h"
+#include "model/vae/vae.h"
+#include "tools/cli/commands.h"
+#include "tools/train/fashion_mnist.h"
+#include "tools/train/image_folder.h"
+#include "tools/train/latent_dataset.h"
+#include "tools/train/trainer.h"
+#include "common/error.h"
+
+namespace lit::cli {
+namespace {
+
+struct TrainCommandOptions {
+  bool distill = false;
+  // models
+  std::string model, preset, config;                                    // train
+  std::string teacher, teacher_preset, student_preset, student_config;  // distill
+  std::string init = "inherit";
+  int64_t student_heads = 0;
+  int64_t image_size = 256;
+  int64_t num_classes = 0;  // presets: override the class count (0 = the data's)
+  // data
+  std::string data;
+  bool synthetic = false;
+  int64_t data_limit = 0;
+  std::string vae;  // decodes the sample grids of latent models
+  // run
+  std::string run_dir, resume, device = "cpu";
+  bool bf16 = false;
+  int64_t log_every = 10;
+  train::TrainOptions train;
+};
+
+std::atomic<bool> stop_requested{false};
+extern "C" void on_interrupt(int) {
+  stop_requested = true;
+  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the program at once
+}
+
+std::shared_ptr<train::TrainingData> open_data(const TrainCommandOptions& opt, const ModelConfig& model,
+                                               double* scaling_note) {
+  if (opt.synthetic)
+    return train::make_synthetic_data({model.in_channels, model.input_size, model.input_size}, model.num_classes);
+  if (opt.data.empty()) throw Error("no training data: pass --data (fashion-mnist, a folder) or --synthetic-data");
+  std::shared_ptr<train::TrainingData> data;
+  if (opt.data == "fashion-mnist" || opt.data.rfind("fashion-mnist:", 0) == 0) {
+    const std::string dir = opt.data.size() > 14 ? opt.data.substr(14) : train::default_fashion_mnist_dir();
+    data = train::load_fashion_mnist(dir, "train");
+  } else if (train::is_latent_folder(opt.data)) {
+    auto latents = train::open_latent_folder(opt.data);
+    *scaling_note = latents->scaling_factor();
+    data = latents;
+  } else if (std::filesystem::is_directory(opt.data)) {
+    if (model.in_channels != 3)
+      throw Error(opt.data + ": an image folder trains a pixel-space model of 3 channels; this model takes " +
+                  std::to_string(model.in_channels) + " (latents): run `lit extract-latents` first");
+    data = train::open_image_folder(opt.data, model.input_size);
+  } else {
+    throw Error(opt.data + ": no such data (expected fashion-mnist, a latents folder or an image folder)");
+  }
+  return train::make_subset(data, opt.data_limit);
+}
+
+// The class count of a preset model: the data's, unless given.
+ModelConfig with_classes(ModelConfig c, const TrainCommandOptions& opt, int64_t data_classes) {
+  c.num_classes = opt.num_classes > 0 ? opt.num_classes : data_classes > 0 ? data_classes : c.num_classes;
+  return c;
+}
+
+ModelConfig preset_or_file(const std::string& preset, const std::string& file, const TrainCommandOptions& opt) {
+  return preset.empty() ? ModelConfig::from_json_file(file) : ModelConfig::preset(preset, opt.image_size);
+}
+
+void print_step(const train::StepStats& s, int64_t max_steps, bool distill) {
+  char line[320];
+  int n = std::snprintf(line, sizeof line, "step %lld/%lld  loss %.4f (mse %.4f vb %.4f",
+                        static_cast<long long>(s.step), static_cast<long long>(max_steps), s.total, s.mse, s.vb);
+  if (distill) n += std::snprintf(line + n, sizeof line - n, " kd_eps %.4f kd_var %.4f", s.kd_eps, s.kd_var);
+  n += std::snprintf(line + n, sizeof line - n, ")  grad %.3f  lr %.2e  %.2f steps/s  %.1f img/s", s.grad_norm, s.lr,
+                     1.0 / std::max(s.step_seconds, 1e-9), s.images_per_second);
+  if (s.gpu_memory_bytes > 0)
+    std::snprintf(line + n, sizeof line - n, "  mem %.2f GiB", static_cast<double>(s.gpu_memory_bytes) / (1 << 30));
+  std::cout << line << std::endl;
+}
+
+void run_training(TrainCommandOptions& opt) {
+  const at::Device device(opt.device);
+  ModelLoadOptions load;
+  load.device = device;
+  load.dtype = at::kFloat;  // float32 master weights; --bf16 autocasts the forward
+
+  // The data first when a preset needs its class count; a latent model's channels are fixed by the preset.
+  DiT teacher{nullptr}, student{nullptr};
+  std::string student_source;
+  double scaling = 0;
+  std::shared_ptr<train::TrainingData> data;
+  auto data_classes = [&](const ModelConfig& shape_model) {
+    if (!data) data = open_data(opt, shape_model, &scaling);
+    return data->num_classes();
+  };
+  if (opt.distill) {
+    if (!opt.teacher.empty()) {
+      teacher = load_model(opt.teacher, load).model;
+    } else if (!opt.teacher_preset.empty()) {
+      ModelConfig c = ModelConfig::preset(opt.teacher_preset, opt.image_size);
+      c = with_classes(c, opt, opt.synthetic ? 0 : data_classes(c));
+      teacher = DiT(c, at::TensorOptions().device(device));
+    } else {
+      throw Error("distill: give the teacher (--teacher FILE or --teacher-preset NAME)");
+    }
+    // The student: a preset or config when given, else the teacher's LiT counterpart; its class count is the
+    // teacher's (a preset says 1000).
+    ModelConfig sc = opt.student_preset.empty() && opt.student_config.empty()
+                         ? lit_config_from_dit(teacher->config(), opt.student_heads)
+                         : preset_or_file(opt.student_preset, opt.student_config, opt);
+    sc.num_classes = teacher->config().num_classes;
+    train::check_teacher_student(teacher->config(), sc);
+    if (opt.init == "inherit") {
+      student = DiT(sc, at::TensorOptions().device(device));
+      const LoadReport r = inherit_from_dit(student, state_dict(teacher));
+      student_source = "inherited from the teacher: " + r.to_string();
+    } else if (opt.init == "scratch") {
+      student = DiT(sc, at::TensorOptions().device(device));
+      student_source = "initialised from scratch";
+    } else {
+      ModelLoadOptions lo = load;
+      lo.config = sc;
+      student = load_model(opt.init, lo).model;
+      student_source = "loaded from " + opt.init;
+    }
+  } else {
+    if (!opt.model.empty()) {
+      student = load_model(opt.model, load).model;
+      student_source = "loaded from " + opt.model;
+    } else if (!opt.preset.empty() || !opt.config.empty()) {
+      ModelConfig c = preset_or_file(opt.preset, opt.config, opt);
+      if (!opt.preset.empty()) c = with_classes(c, opt, opt.synthetic ? 0 : data_classes(c));
+      student = DiT(c, at::TensorOptions().device(device));
+      student_source = "initialised from scratch";
+    } else {
+      throw Error("train: give the model (--preset NAME, --config FILE or --model FILE)");
+    }
+  }
+  if (!data) data = open_data(opt, student->config(), &scaling);
+
+  opt.train.run_dir = opt.run_dir;
+  opt.train.bf16 = opt.bf16;
+  train::Trainer trainer(student, teacher, data, opt.train);
+  trainer.on_event = [](const std::string& line) { std::cout << line << std::endl; };
+  trainer.latent_data = student->config().in_channels != 1 && student->config().in_channels != 3;
+  std::optional<AutoencoderKL> vae;
+  if (!opt.vae.empty()) {
+    VaeLoadOptions vo;
+    vo.device = device;
+    vae.emplace(load_vae(opt.vae, vo));
+    check_latent_channels(*vae, student->config().in_channels);
+    trainer.decode_latents = [&vae](const at::Tensor& z) { return vae->decode(vae->from_model_space(z)); };
+  }
+  if (teacher) std::cout << "teacher " << teacher->config().summary() << "\n";
+  std::cout << "student " << student->config().summary() << ", " << student->num_parameters() << " parameters, "
+            << student_source << "\n";
+  std::cout << "data    " << data->description() << "\n";
+  std::cout << "run     " << (opt.run_dir.empty() ? std::string("(nothing saved: no -o)") : opt.run_dir) << ", "
+            << opt.device << (opt.bf16 ? ", bf16 autocast" : ", float32")
+            << (opt.train.activation_checkpointing ? ", activation checkpointing" : "") << ", batch "
+            << opt.train.batch_size << ", " << opt.train.max_steps << " steps\n";
+  if (!opt.resume.empty()) trainer.resume(opt.resume);
+
+  std::vector<double> step_seconds;
+  std::signal(SIGINT, on_interrupt);
+  const auto start = std::chrono::steady_clock::now();
+  trainer.run(
+      [&](const train::StepStats& s) {
+        step_seconds.push_back(s.step_seconds);
+        if (opt.log_every > 0 && (s.step % opt.log_every == 0 || s.step == opt.train.max_steps))
+          print_step(s, opt.train.max_steps, opt.distill);
+      },
+      [] { return stop_requested.load(); });
+  std::signal(SIGINT, SIG_DFL);
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!step_seconds.empty()) {
+    // Speed without the first steps (allocator and kernel warm-up): the median step time.
+    std::vector<double> steady(step_seconds.begin() + static_cast<long>(std::min<size_t>(3, step_seconds.size() - 1)),
+                               step_seconds.end());
+    std::sort(steady.begin(), steady.end());
+    const double median = steady[steady.size() / 2];
+    char line[256];
+    std::snprintf(line, sizeof line, "done: %zu steps in %.1f s; median step %.4f s = %.3f steps/s, %.1f images/s",
+                  step_seconds.size(), total, median, 1.0 / median,
+                  static_cast<double>(opt.train.batch_size * opt.train.world_size) / median);
+    std::cout << line << std::endl;
+  }
+  if (stop_requested) throw ExitStatus{130};
+}
+
+void add_common_options(CLI::App* cmd, TrainCommandOptions& opt) {
+  auto& t = opt.train;
+  cmd->add_option("--data", opt.data, "fashion-mnist[:DIR], a latents folder (lit extract-latents) or an image folder");
+  cmd->add_flag("--synthetic-data", opt.synthetic, "random data of the model's shape (speed runs)");
+  cmd->add_option("--data-limit", opt.data_limit, "use only the first N examples");
+  cmd->add_option("-o,--run-dir", opt.run_dir, "folder for checkpoints, samples and log.jsonl (none: save nothing)");
+  cmd->add_option("--resume", opt.resume, "continue from a run folder or a checkpoint folder");
+  cmd->add_option("--image-size", opt.image_size, "image size in pixels for presets (latents are 1/8)")
+      ->capture_default_str();
+  cmd->add_option("--num-classes", opt.num_classes, "class count of a preset model (default: the data's)");
+  cmd->add_option("--device", opt.device, "cpu, cuda, cuda:1, ...")->capture_default_str();
+  cmd->add_flag("--bf16", opt.bf16, "bfloat16 autocast with float32 master weights");
+  add_attention_option(cmd);
+  cmd->add_flag("--activation-checkpointing", opt.train.activation_checkpointing,
+                "recompute each block in the backward pass: less memory, a second forward per block");
+  cmd->add_option("--batch-size", t.batch_size, "images per step (per rank)")->capture_default_str();
+  cmd->add_option("--max-steps", t.max_steps, "train until this step")->capture_default_str();
+  cmd->add_option("--lr", t.lr, "AdamW learning rate")->capture_default_str();
+  cmd->add_option("--weight-decay", t.weight_decay, "AdamW weight decay")->capture_default_str();
+  cmd->add_option("--warmup", t.warmup_steps, "linear learning-rate warm-up steps")->capture_default_str();
+  cmd->add_option("--grad-clip", t.grad_clip, "clip the gradient norm (0: off)")->capture_default_str();
+  cmd->add_option("--ema-decay", t.ema_decay, "EMA decay per step")->capture_default_str();
+  cmd->add_option("--label-dropout", t.label_dropout, "probability of the null label (guidance)")
+      ->capture_default_str();
+  cmd->add_option("--seed", t.seed, "seed of the data order, noise and timesteps")->capture_default_str();
+  cmd->add_option("--data-threads", t.data_threads, "threads decoding the data")->capture_default_str();
+  cmd->add_option("--rank", t.rank, "this process's rank (data parallelism)")->capture_default_str();
+  cmd->add_option("--world-size", t.world_size, "number of ranks")->capture_default_str();
+  cmd->add_option("--checkpoint-every", t.checkpoint_every, "steps between checkpoints (0: only at the end)")
+      ->capture_default_str();
+  cmd->add_option("--keep", t.keep_checkpoints, "checkpoints kept")->capture_default_str();
+  cmd->add_option("--sample-every", t.sample_every, "steps between EMA sample grids (0: none)")->capture_default_str();
+  cmd->add_option("--sample-count", t.grid.count, "images per sample grid")->capture_default_str();
+  cmd->add_option("--sample-steps", t.grid.steps, "DDPM steps of the sample grids")->capture_default_str();
+  cmd->add_option("--sample-guidance", t.grid.guidance, "guidance scale of the sample grids")->capture_default_str();
+  cmd->add_option("--vae", opt.vae, "VAE to decode the sample grids of a latent model");
+  cmd->add_option("--log-every", opt.log_every, "steps between console lines")->capture_default_str();
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  static TrainCommandOptions opt;
+  auto* cmd = app.add_subcommand("train", "Train a DiT or LiT with the diffusion loss (MSE + VB)");
+  cmd->add_option("--model", opt.model, "start from this checkpoint");
+  cmd->add_option("--preset", opt.preset, "start from scratch with a preset (DiT-XL/2, LiT-S/2, ...)");
+  cmd->add_option("--config", opt.config, "start from scratch with this model config JSON");
+  add_common_options(cmd, opt);
+  cmd->callback([] { run_training(opt); });
+}
+
+void add_distill_command(CLI::App& app) {
+  static TrainCommandOptions opt;
+  opt.distill = true;
+  auto* cmd = app.add_subcommand("distill", "Train a LiT student from a frozen DiT teacher (hybrid distillation)");
+  cmd->add_option("--teacher", opt.teacher, "the teacher DiT checkpoint");
+  cmd->add_option("--teacher-preset", opt.teacher_preset, "a random-init teacher of a preset (speed runs)");
+  cmd->add_option("--student-preset", opt.student_preset, "the student's preset (default: the teacher's LiT)");
+  cmd->add_option("--student-config", opt.student_config, "the student's config JSON");
+  cmd->add_option("--student-heads", opt.student_heads, "linear-attention heads (0: 2 up to width 768, else 4)");
+  cmd->add_option("--init", opt.init, "student initialisation: inherit (from the teacher), scratch, or a FILE")
+      ->capture_default_str();
+  cmd->add_option("--lambda-eps", opt.train.kd.lambda_eps, "weight of the KD term on the noise prediction")
+      ->capture_default_str();
+  cmd->add_option("--lambda-var", opt.train.kd.lambda_var, "weight of the KD term on the variance")
+      ->capture_default_str();
+  add_common_options(cmd, opt);
+  cmd->callback([] { run_training(opt); });
+}
+
+}  // namespace lit::cli

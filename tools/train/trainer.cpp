@@ -1,0 +1,345 @@
+#include "tools/train/trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "kernels/runtime/torch_compat.h"
+#include "model/backbone/model_io.h"
+#include "sampler/generation.h"
+#include "tools/train/train_checkpoint.h"
+#include "common/error.h"
+#include "weights/image_io.h"
+
+#ifdef LIT_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+namespace fs = std::filesystem;
+
+namespace lit::train {
+namespace {
+
+std::string shape_text(const std::vector<int64_t>& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? "x" : "") + std::to_string(s[i]);
+  return out;
+}
+
+int64_t peak_gpu_memory(const at::Device& device) {
+#ifdef LIT_WITH_CUDA
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
+    return stats.allocated_bytes[0].peak;  // StatType::AGGREGATE
+  }
+#endif
+  (void)device;
+  return 0;
+}
+
+// Images (N, C, H, W) in [-1, 1] -> one uint8 (rows*H, cols*W, 3) grid, gray repeated to RGB.
+at::Tensor image_grid(const at::Tensor& images) {
+  at::Tensor pixels = images_to_uint8(images);  // (N, H, W, C)
+  if (pixels.size(3) == 1) pixels = pixels.repeat({1, 1, 1, 3});
+  const int64_t n = pixels.size(0), h = pixels.size(1), w = pixels.size(2);
+  const int64_t cols = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));
+  const int64_t rows = (n + cols - 1) / cols;
+  at::Tensor grid = at::zeros({rows * h, cols * w, 3}, at::kByte);
+  for (int64_t i = 0; i < n; ++i) grid.narrow(0, (i / cols) * h, h).narrow(1, (i % cols) * w, w).copy_(pixels[i]);
+  return grid;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------
+// Setup
+// ---------------------------------------------------------------------------------------------------------
+void check_teacher_student(const ModelConfig& t, const ModelConfig& s) {
+  auto differ = [&](const char* what, double a, double b) {
+    if (a != b)
+      throw Error(std::string("distill: the teacher and the student differ in ") + what + " (" +
+                  std::to_string(static_cast<int64_t>(a)) + " vs " + std::to_string(static_cast<int64_t>(b)) +
+                  "): the student must have the teacher's shape apart from its attention");
+  };
+  differ("width", t.hidden_size, s.hidden_size);
+  differ("depth", t.depth, s.depth);
+  differ("patch size", t.patch_size, s.patch_size);
+  differ("input size", t.input_size, s.input_size);
+  differ("channels", t.in_channels, s.in_channels);
+  differ("classes", t.num_classes, s.num_classes);
+  differ("learned sigma", t.learn_sigma, s.learn_sigma);
+}
+
+Trainer::Trainer(DiT student, DiT teacher, std::shared_ptr<TrainingData> data, TrainOptions options)
+    : student_(std::move(student)),
+      teacher_(std::move(teacher)),
+      data_(std::move(data)),
+      options_(std::move(options)),
+      diffusion_(GaussianDiffusion::create("")),
+      ema_(student_),
+      // Each rank draws its own timesteps and noise for its own slice of the batch.
+      generator_(
+          at::make_generator<at::CPUGeneratorImpl>(mix_seed(options_.seed, static_cast<uint64_t>(options_.rank)))) {
+  check_setup();
+  // The model stays in eval mode: label dropout is drawn here (see the header).
+  student_->eval();
+  student_->set_activation_checkpointing(options_.activation_checkpointing);
+  for (const auto& p : student_->parameters())
+    if (p.requires_grad()) trained_.push_back(p);
+  optimizer_ = std::make_unique<torch::optim::AdamW>(
+      trained_, torch::optim::AdamWOptions(options_.lr).weight_decay(options_.weight_decay));
+  if (teacher_) {
+    teacher_->eval();
+    for (auto& p : teacher_->parameters()) p.set_requires_grad(false);
+  }
+  if (!options_.run_dir.empty() && options_.rank == 0) {
+    log_.open(fs::path(options_.run_dir) / "log.jsonl", std::ios::app);
+    if (!log_) throw Error(options_.run_dir + "/log.jsonl: cannot open the log for writing");
+  }
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::check_setup() const {
+  const ModelConfig& s = student_->config();
+  if (teacher_) check_teacher_student(teacher_->config(), s);
+  const auto shape = data_->example_shape();
+  if (shape != std::vector<int64_t>{s.in_channels, s.input_size, s.input_size})
+    throw Error("train: the data's examples are " + shape_text(shape) + " but the model takes " +
+                shape_text({s.in_channels, s.input_size, s.input_size}) + " (" + data_->description() + ")");
+  if (data_->num_classes() != s.num_classes)
+    throw Error("train: the data has " + std::to_string(data_->num_classes()) + " classes but the model " +
+                std::to_string(s.num_classes) + " (" + data_->description() + ")");
+  if (options_.label_dropout > 0 && !s.has_null_class())
+    throw Error("train: label dropout needs a model with a null class (class_dropout_prob > 0)");
+  if (options_.batch_size < 1 || options_.max_steps < 0 || options_.lr <= 0 || options_.ema_decay < 0 ||
+      options_.ema_decay > 1 || options_.kd.lambda_eps < 0 || options_.kd.lambda_var < 0)
+    throw Error("train: batch size, steps, learning rate, EMA decay and KD weights must be positive");
+  if (!options_.run_dir.empty() && options_.rank == 0) {
+    std::error_code ec;
+    fs::create_directories(options_.run_dir, ec);
+    const fs::path probe = fs::path(options_.run_dir) / ".write-test";
+    std::ofstream f(probe);
+    if (ec || !f) throw Error(options_.run_dir + ": the run folder cannot be created or written");
+    f.close();
+    fs::remove(probe, ec);
+  }
+}
+
+double Trainer::learning_rate(int64_t step) const {
+  if (options_.warmup_steps <= 0 || step >= options_.warmup_steps) return options_.lr;
+  return options_.lr * static_cast<double>(step + 1) / static_cast<double>(options_.warmup_steps);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// One step
+// ---------------------------------------------------------------------------------------------------------
+StepLosses Trainer::losses(const at::Tensor& x_start, const at::Tensor& t, const at::Tensor& noise,
+                           const at::Tensor& student_labels, const at::Tensor& teacher_labels) {
+  const at::Device device = student_->device();
+  std::optional<compat::AutocastGuard> autocast;
+  if (options_.bf16) autocast.emplace(device.type(), at::kBFloat16);
+  // The losses are taken in float32 whatever precision the forward ran in.
+  const ModelFn student = [&](const at::Tensor& x, const at::Tensor& tt) {
+    return student_->forward(x, tt, student_labels).to(at::kFloat);
+  };
+  StepLosses out;
+  // With both KD weights 0 the teacher's predictions would be multiplied by 0: it is not run at all.
+  if (teacher_ && (options_.kd.lambda_eps != 0 || options_.kd.lambda_var != 0)) {
+    const ModelFn teacher = [&](const at::Tensor& x, const at::Tensor& tt) {
+      return teacher_->forward(x, tt, teacher_labels.to(device)).to(at::kFloat);
+    };
+    const DistillationLosses d =
+        hybrid_distillation_losses(diffusion_, student, teacher, x_start, t, noise, options_.kd);
+    out = {d.total, d.student.loss, d.student.mse, d.student.vb, d.eps, d.var};
+  } else {
+    const TrainingLosses l = diffusion_.training_losses(student, x_start, t, noise);
+    out = {l.loss, l.loss, l.mse, l.vb, at::zeros_like(l.loss), at::zeros_like(l.loss)};
+  }
+  return out;
+}
+
+StepStats Trainer::step_on(const at::Tensor& x_start, const at::Tensor& labels, const at::Tensor& t,
+                           const at::Tensor& noise, const at::Tensor& drop) {
+  const auto start = std::chrono::steady_clock::now();
+  const at::Device device = student_->device();
+  const at::Tensor x = x_start.to(device, at::kFloat), tt = t.to(device), n = noise.to(device, at::kFloat);
+  const at::Tensor y = labels.to(device, at::kLong);
+  const at::Tensor y_student =
+      drop.defined() ? at::where(drop.to(device), at::full_like(y, student_->config().num_classes), y) : y;
+
+  const double lr = learning_rate(step_);
+  for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  optimizer_->zero_grad();
+  const StepLosses l = losses(x, tt, n, y_student, y);
+  l.total.mean().backward();
+
+  std::vector<at::Tensor> grads;
+  for (auto& p : trained_)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (gradient_reduce) gradient_reduce(grads);
+  at::Tensor norm_sq = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device));
+  for (auto& g : grads) norm_sq += g.pow(2).sum();
+  const double grad_norm = std::sqrt(norm_sq.item<double>());
+  if (options_.grad_clip > 0 && grad_norm > options_.grad_clip) {
+    at::NoGradGuard no_grad;
+    for (auto& g : grads) g.mul_(options_.grad_clip / (grad_norm + 1e-6));  // as torch's clip_grad_norm_
+  }
+  optimizer_->step();
+  ema_.update(student_, options_.ema_decay);
+  ++step_;
+
+  StepStats s;
+  s.step = step_;
+  s.total = l.total.mean().item<double>();
+  s.mse = l.mse.mean().item<double>();
+  s.vb = l.vb.mean().item<double>();
+  s.kd_eps = l.kd_eps.mean().item<double>();
+  s.kd_var = l.kd_var.mean().item<double>();
+  s.grad_norm = grad_norm;
+  s.lr = lr;
+  s.step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  s.images_per_second = static_cast<double>(x.size(0) * options_.world_size) / std::max(s.step_seconds, 1e-9);
+  s.gpu_memory_bytes = peak_gpu_memory(device);
+  return s;
+}
+
+StepStats Trainer::step() {
+  const auto start = std::chrono::steady_clock::now();
+  if (!loader_)
+    loader_ = std::make_unique<BatchLoader>(data_, options_.batch_size, options_.seed, position_, options_.rank,
+                                            options_.world_size, options_.data_threads);
+  const Batch batch = loader_->next();
+  position_ = loader_->position();
+  const int64_t b = batch.x.size(0);
+  // Drawn in this order from one CPU generator; every rank draws for its own batch.
+  const at::Tensor t = at::randint(0, diffusion_.num_timesteps(), {b}, generator_, at::kLong);
+  const at::Tensor noise = at::randn(batch.x.sizes(), generator_, at::kFloat);
+  const at::Tensor drop = at::rand({b}, generator_, at::kFloat) < options_.label_dropout;
+  StepStats s = step_on(batch.x, batch.labels, t, noise, drop);
+  s.step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  s.images_per_second = static_cast<double>(b * options_.world_size) / std::max(s.step_seconds, 1e-9);
+  log_json(s);
+  return s;
+}
+
+void Trainer::log_json(const StepStats& s) {
+  if (!log_.is_open()) return;
+  nlohmann::json j = {{"step", s.step},
+                      {"loss", s.total},
+                      {"mse", s.mse},
+                      {"vb", s.vb},
+                      {"kd_eps", s.kd_eps},
+                      {"kd_var", s.kd_var},
+                      {"grad_norm", s.grad_norm},
+                      {"lr", s.lr},
+                      {"step_s", s.step_seconds},
+                      {"images_per_s", s.images_per_second},
+                      {"gpu_mem_bytes", s.gpu_memory_bytes}};
+  log_ << j.dump() << "\n";
+  log_.flush();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The loop
+// ---------------------------------------------------------------------------------------------------------
+void Trainer::run(const std::function<void(const StepStats&)>& on_step, const std::function<bool()>& should_stop) {
+  const bool writer = !options_.run_dir.empty() && options_.rank == 0;
+  int64_t last_saved = -1;
+  while (step_ < options_.max_steps && !(should_stop && should_stop())) {
+    const StepStats s = step();
+    if (on_step) on_step(s);
+    if (writer && options_.checkpoint_every > 0 && step_ % options_.checkpoint_every == 0) {
+      save_checkpoint();
+      last_saved = step_;
+    }
+    if (writer && options_.sample_every > 0 && step_ % options_.sample_every == 0) write_sample_grid();
+  }
+  if (writer && last_saved != step_) save_checkpoint();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Checkpoints
+// ---------------------------------------------------------------------------------------------------------
+std::string Trainer::save_checkpoint() {
+  if (options_.run_dir.empty()) throw Error("train: no run folder to save a checkpoint in");
+  const std::string checkpoints = (fs::path(options_.run_dir) / "checkpoints").string();
+  std::map<std::string, std::string> meta = {{"train_step", std::to_string(step_)}};
+  if (const std::vector<std::string> names = data_->class_names(); !names.empty())
+    meta["class_names"] = nlohmann::json(names).dump();
+  const std::string dir = write_checkpoint_folder(checkpoints, step_, [&](const std::string& tmp) {
+    save_model(tmp + "/model.safetensors", student_, std::nullopt, meta);
+    save_model(tmp + "/ema.safetensors", ema_.model(), std::nullopt, meta);
+    save_optimizer(tmp + "/optimizer.pt", *optimizer_);
+    save_trainer_state(tmp + "/trainer.safetensors", {step_, position_, options_.seed, generator_.get_state()});
+  });
+  prune_checkpoints(checkpoints, options_.keep_checkpoints);
+  if (on_event) on_event("checkpoint " + dir);
+  return dir;
+}
+
+void Trainer::resume(const std::string& path) {
+  const std::string dir = find_checkpoint(path);
+  const TrainerState state = load_trainer_state(dir + "/trainer.safetensors");
+  if (state.seed != options_.seed)
+    throw Error(dir + ": the checkpoint was trained with seed " + std::to_string(state.seed) + ", not " +
+                std::to_string(options_.seed) + " (pass --seed " + std::to_string(state.seed) + ")");
+  for (const char* name : {"model", "ema"}) {
+    const LoadedModel loaded = load_model(dir + "/" + name + ".safetensors");
+    if (loaded.config != student_->config())
+      throw Error(dir + "/" + name + ".safetensors: its config (" + loaded.config.summary() + ") is not the model's (" +
+                  student_->config().summary() + ")");
+    DiT& target = std::string(name) == "model" ? student_ : ema_.model();
+    at::NoGradGuard no_grad;
+    load_state_dict(target, state_dict(loaded.model));
+  }
+  load_optimizer(dir + "/optimizer.pt", *optimizer_);
+  generator_.set_state(state.generator_state);
+  step_ = state.step;
+  position_ = state.position;
+  loader_.reset();
+  if (on_event) on_event("resumed from " + dir + " at step " + std::to_string(step_));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Sample grids
+// ---------------------------------------------------------------------------------------------------------
+std::string Trainer::write_sample_grid() {
+  if (options_.run_dir.empty() || (latent_data && !decode_latents)) return "";
+  const ModelConfig& c = ema_.model()->config();
+  const int64_t n = options_.grid.count;
+  const at::Tensor labels = at::arange(n, at::kLong).remainder(c.num_classes);
+  SamplingSettings settings;
+  settings.sampler = "ddpm";
+  settings.steps = options_.grid.steps;
+  settings.guidance.scale = c.has_null_class() ? options_.grid.guidance : 1.0;
+  settings.guidance.null_class = c.num_classes;
+  settings.learn_sigma = c.learn_sigma;
+  settings.clip_denoised = !latent_data && options_.grid.clip_denoised;
+  DiT& ema = ema_.model();
+  const ClassConditionalFn forward = [&](const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
+    std::optional<compat::AutocastGuard> autocast;
+    if (options_.bf16) autocast.emplace(ema->device().type(), at::kBFloat16);
+    return ema->forward(x, t, y).to(at::kFloat);
+  };
+  at::Tensor samples;
+  {
+    at::NoGradGuard no_grad;
+    samples = sample_batch(forward, {c.in_channels, c.input_size, c.input_size}, labels, options_.grid.seed, 0,
+                           settings, ema->device());
+    if (decode_latents) samples = decode_latents(samples);
+  }
+  const fs::path dir = fs::path(options_.run_dir) / "samples";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const std::string path = (dir / (checkpoint_folder_name(step_) + ".png")).string();
+  write_image(path, image_grid(samples.to(at::kCPU)));
+  if (on_event) on_event("samples " + path);
+  return path;
+}
+
+}  // namespace lit::train
