@@ -10,10 +10,14 @@ packages=(
   # LibTorch 1.13 (CPU). Without the pthread OpenBLAS its matrix products fall back to the reference
   # BLAS and run about 30 times slower.
   libtorch-dev libopenblas0-pthread
+  # Gloo's headers: LibTorch's ProcessGroupGloo (data-parallel training on CPUs) includes them
+  libgloo-dev
   # file formats, images, CLI, logging
   zlib1g-dev libzip-dev libpng-dev libstb-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libeigen3-dev
+  # T5's tokenizer (spiece.model) for the text encoder
+  libsentencepiece-dev sentencepiece
   # GUI: Dear ImGui (static library with the GLFW + OpenGL 3 backends), GLFW, OpenGL
   libimgui-dev libglfw3-dev libgl-dev
   # tests and benchmarks
