@@ -3,12 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 
+#include "common/error.h"
 #include "model/backbone/model_io.h"
 #include "tests/train/train_test_util.h"
 #include "tools/train/train_checkpoint.h"
 #include "tools/train/trainer.h"
-#include "common/error.h"
 #include "weights/safetensors.h"
 
 namespace lit::test {
@@ -162,6 +163,74 @@ TEST(Resume, KeepsTheNewestCheckpoints) {
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, (std::vector<std::string>{"step-0000004", "step-0000005"}));
   EXPECT_TRUE(fs::exists(dir + "/log.jsonl"));
+}
+
+// After a resume the log holds every step once: the steps trained after the last checkpoint (and lost with
+// the stopped run) are not repeated.
+std::vector<int64_t> logged_steps(const std::string& dir) {
+  std::ifstream in(dir + "/log.jsonl");
+  std::vector<int64_t> steps;
+  for (std::string line; std::getline(in, line);) {
+    const auto at = line.find("\"step\":");
+    if (at != std::string::npos) steps.push_back(std::stoll(line.substr(at + 7)));
+  }
+  return steps;
+}
+
+TEST(Resume, LogContinuesWithoutRepeatingSteps) {
+  const std::string dir = fresh_temp_dir("log");
+  auto data = train::make_synthetic_data({4, 8, 8}, 10, 16);
+  {
+    TrainOptions o = resume_options(dir);
+    o.max_steps = 5;
+    o.checkpoint_every = 3;
+    o.keep_checkpoints = 0;
+    Trainer first(fresh_model(tiny_dit_config(), 4), nullptr, data, o);
+    first.run();
+  }
+  // As if the run were killed after step 5 but before its final checkpoint: only step 3's is left.
+  fs::remove_all(dir + "/checkpoints/step-0000005");
+  EXPECT_EQ(logged_steps(dir), (std::vector<int64_t>{1, 2, 3, 4, 5}));
+  TrainOptions o = resume_options(dir);
+  o.max_steps = 6;
+  Trainer second(fresh_model(tiny_dit_config(), 4), nullptr, data, o);
+  second.resume(dir);
+  EXPECT_EQ(second.steps_done(), 3);
+  second.run();
+  EXPECT_EQ(logged_steps(dir), (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));
+}
+
+// A corrupted optimizer state is refused on resume (its CRC-32 is recorded in trainer.safetensors).
+TEST(Resume, RefusesACorruptedOptimizerState) {
+  const std::string dir = fresh_temp_dir("corrupt");
+  auto data = train::make_synthetic_data({4, 8, 8}, 10, 16);
+  TrainOptions o = resume_options(dir);
+  o.max_steps = 2;
+  {
+    Trainer first(fresh_model(tiny_dit_config(), 4), nullptr, data, o);
+    first.run();
+  }
+  const std::string path = train::find_checkpoint(dir) + "/optimizer.pt";
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(fs::file_size(path) / 2));
+    char c = 0;
+    f.read(&c, 1);
+    f.seekp(static_cast<std::streamoff>(fs::file_size(path) / 2));
+    c = static_cast<char>(c ^ 0x5a);
+    f.write(&c, 1);
+  }
+  Trainer second(fresh_model(tiny_dit_config(), 4), nullptr, data, o);
+  const std::string error = error_of([&] { second.resume(dir); });
+  EXPECT_NE(error.find("optimizer.pt: the optimizer state is corrupted"), std::string::npos) << error;
+  // Garbage that is not an archive at all (and no recorded checksum to compare with) is refused too.
+  {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f << "not an optimizer state";
+  }
+  torch::optim::AdamW adam(std::vector<at::Tensor>{at::zeros({2}).requires_grad_()});
+  const std::string garbage = error_of([&] { train::load_optimizer(path, adam); });
+  EXPECT_NE(garbage.find("unreadable"), std::string::npos) << garbage;
 }
 
 // ---------------------------------------------------------------------------------------------------------

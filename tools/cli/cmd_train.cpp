@@ -6,6 +6,11 @@
 //
 // SPEC: "fashion-mnist" (or fashion-mnist:DIR), a latents folder written by `lit extract-latents`, or an
 // image folder with one sub-folder per class; --synthetic-data trains on random tensors (speed runs).
+//
+// Data parallel: launched by torchrun (or srun/mpirun setting the same variables), every process reads
+// RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT, takes cuda:LOCAL_RANK for --device cuda, and joins
+// a c10d process group (NCCL on CUDA, Gloo on the CPU); --batch-size is the global batch.
+//   torchrun --nproc-per-node 2 --no-python lit train ...
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -14,16 +19,19 @@
 #include <filesystem>
 #include <iostream>
 #include <numeric>
+#include <sstream>
 #include <string>
 
+#include "common/error.h"
+#include "kernels/execution.h"
 #include "model/backbone/model_io.h"
 #include "model/vae/vae.h"
 #include "tools/cli/commands.h"
+#include "tools/train/distributed.h"
 #include "tools/train/fashion_mnist.h"
 #include "tools/train/image_folder.h"
 #include "tools/train/latent_dataset.h"
 #include "tools/train/trainer.h"
-#include "common/error.h"
 
 namespace lit::cli {
 namespace {
@@ -37,6 +45,7 @@ struct TrainCommandOptions {
   int64_t student_heads = 0;
   int64_t image_size = 256;
   int64_t num_classes = 0;  // presets: override the class count (0 = the data's)
+  kernels::AttentionImpl attention = kernels::AttentionImpl::Auto;  // --attention, for student and teacher
   // data
   std::string data;
   bool synthetic = false;
@@ -44,6 +53,8 @@ struct TrainCommandOptions {
   std::string vae;  // decodes the sample grids of latent models
   // run
   std::string run_dir, resume, device = "cpu";
+  std::string dist_backend = "auto";  // auto: nccl on CUDA, gloo on the CPU
+  double dist_timeout = 600;          // seconds
   bool bf16 = false;
   int64_t log_every = 10;
   train::TrainOptions train;
@@ -102,7 +113,27 @@ void print_step(const train::StepStats& s, int64_t max_steps, bool distill) {
 }
 
 void run_training(TrainCommandOptions& opt) {
-  const at::Device device(opt.device);
+  // Data parallel when a launcher set WORLD_SIZE (world size 1 included: the same code path).
+  const train::DistEnvironment env = train::read_dist_environment();
+  std::shared_ptr<train::ProcessGroup> group;
+  std::string device_name = opt.device;
+  if (env.present) {
+    opt.train.rank = env.rank;
+    opt.train.world_size = env.world_size;
+    if (device_name == "cuda") device_name = "cuda:" + std::to_string(env.local_rank);  // one device per process
+    const bool cuda = at::Device(device_name).is_cuda();
+    const std::string backend = opt.dist_backend == "auto" ? (cuda ? "nccl" : "gloo") : opt.dist_backend;
+    if (opt.dist_timeout <= 0) throw Error("--dist-timeout must be positive");
+    group = train::ProcessGroup::create(env, backend,
+                                        std::chrono::milliseconds(static_cast<int64_t>(opt.dist_timeout * 1000)));
+  }
+  const bool chatty = opt.train.rank == 0;  // logs, sample grids and checkpoints come from rank 0
+  std::ostringstream quiet;
+  std::ostream& out = chatty ? std::cout : quiet;
+  const at::Device device(device_name);
+  // --seed seeds the weights' initialisation too (two runs from scratch start equal); the ranks get rank
+  // 0's weights anyway (set_process_group broadcasts them).
+  at::manual_seed(opt.train.seed);
   ModelLoadOptions load;
   load.device = device;
   load.dtype = at::kFloat;  // float32 master weights; --bf16 autocasts the forward
@@ -163,8 +194,13 @@ void run_training(TrainCommandOptions& opt) {
 
   opt.train.run_dir = opt.run_dir;
   opt.train.bf16 = opt.bf16;
+  kernels::ExecutionOptions execution;
+  execution.attention = opt.attention;
+  student->set_execution(execution);
+  if (teacher) teacher->set_execution(execution);
   train::Trainer trainer(student, teacher, data, opt.train);
-  trainer.on_event = [](const std::string& line) { std::cout << line << std::endl; };
+  trainer.on_event = [&out](const std::string& line) { out << line << std::endl; };
+  trainer.set_process_group(group);
   trainer.latent_data = student->config().in_channels != 1 && student->config().in_channels != 3;
   std::optional<AutoencoderKL> vae;
   if (!opt.vae.empty()) {
@@ -174,14 +210,18 @@ void run_training(TrainCommandOptions& opt) {
     check_latent_channels(*vae, student->config().in_channels);
     trainer.decode_latents = [&vae](const at::Tensor& z) { return vae->decode(vae->from_model_space(z)); };
   }
-  if (teacher) std::cout << "teacher " << teacher->config().summary() << "\n";
-  std::cout << "student " << student->config().summary() << ", " << student->num_parameters() << " parameters, "
-            << student_source << "\n";
-  std::cout << "data    " << data->description() << "\n";
-  std::cout << "run     " << (opt.run_dir.empty() ? std::string("(nothing saved: no -o)") : opt.run_dir) << ", "
-            << opt.device << (opt.bf16 ? ", bf16 autocast" : ", float32")
-            << (opt.train.activation_checkpointing ? ", activation checkpointing" : "") << ", batch "
-            << opt.train.batch_size << ", " << opt.train.max_steps << " steps\n";
+  if (teacher) out << "teacher " << teacher->config().summary() << "\n";
+  out << "student " << student->config().summary() << ", " << student->num_parameters() << " parameters, "
+      << student_source << "\n";
+  out << "data    " << data->description() << "\n";
+  out << "run     " << (opt.run_dir.empty() ? std::string("(nothing saved: no -o)") : opt.run_dir) << ", "
+      << device.str() << (opt.bf16 ? ", bf16 autocast" : ", float32")
+      << (opt.train.activation_checkpointing ? ", activation checkpointing" : "") << ", batch " << opt.train.batch_size
+      << ", " << opt.train.max_steps << " steps\n";
+  if (group)
+    out << "ranks   " << group->world_size() << " (" << group->backend() << ", "
+        << opt.train.batch_size / group->world_size() << " images per rank and step, timeout " << opt.dist_timeout
+        << " s)\n";
   if (!opt.resume.empty()) trainer.resume(opt.resume);
 
   std::vector<double> step_seconds;
@@ -190,13 +230,13 @@ void run_training(TrainCommandOptions& opt) {
   trainer.run(
       [&](const train::StepStats& s) {
         step_seconds.push_back(s.step_seconds);
-        if (opt.log_every > 0 && (s.step % opt.log_every == 0 || s.step == opt.train.max_steps))
+        if (chatty && opt.log_every > 0 && (s.step % opt.log_every == 0 || s.step == opt.train.max_steps))
           print_step(s, opt.train.max_steps, opt.distill);
       },
       [] { return stop_requested.load(); });
   std::signal(SIGINT, SIG_DFL);
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (!step_seconds.empty()) {
+  if (chatty && !step_seconds.empty()) {
     // Speed without the first steps (allocator and kernel warm-up): the median step time.
     std::vector<double> steady(step_seconds.begin() + static_cast<long>(std::min<size_t>(3, step_seconds.size() - 1)),
                                step_seconds.end());
@@ -204,8 +244,7 @@ void run_training(TrainCommandOptions& opt) {
     const double median = steady[steady.size() / 2];
     char line[256];
     std::snprintf(line, sizeof line, "done: %zu steps in %.1f s; median step %.4f s = %.3f steps/s, %.1f images/s",
-                  step_seconds.size(), total, median, 1.0 / median,
-                  static_cast<double>(opt.train.batch_size * opt.train.world_size) / median);
+                  step_seconds.size(), total, median, 1.0 / median, static_cast<double>(opt.train.batch_size) / median);
     std::cout << line << std::endl;
   }
   if (stop_requested) throw ExitStatus{130};
@@ -223,10 +262,11 @@ void add_common_options(CLI::App* cmd, TrainCommandOptions& opt) {
   cmd->add_option("--num-classes", opt.num_classes, "class count of a preset model (default: the data's)");
   cmd->add_option("--device", opt.device, "cpu, cuda, cuda:1, ...")->capture_default_str();
   cmd->add_flag("--bf16", opt.bf16, "bfloat16 autocast with float32 master weights");
-  add_attention_option(cmd);
+  add_attention_option(cmd, &opt.attention);
   cmd->add_flag("--activation-checkpointing", opt.train.activation_checkpointing,
                 "recompute each block in the backward pass: less memory, a second forward per block");
-  cmd->add_option("--batch-size", t.batch_size, "images per step (per rank)")->capture_default_str();
+  cmd->add_option("--batch-size", t.batch_size, "images per step, all ranks together (each rank trains batch/ranks)")
+      ->capture_default_str();
   cmd->add_option("--max-steps", t.max_steps, "train until this step")->capture_default_str();
   cmd->add_option("--lr", t.lr, "AdamW learning rate")->capture_default_str();
   cmd->add_option("--weight-decay", t.weight_decay, "AdamW weight decay")->capture_default_str();
@@ -235,10 +275,15 @@ void add_common_options(CLI::App* cmd, TrainCommandOptions& opt) {
   cmd->add_option("--ema-decay", t.ema_decay, "EMA decay per step")->capture_default_str();
   cmd->add_option("--label-dropout", t.label_dropout, "probability of the null label (guidance)")
       ->capture_default_str();
-  cmd->add_option("--seed", t.seed, "seed of the data order, noise and timesteps")->capture_default_str();
+  cmd->add_option("--seed", t.seed, "seed of the weights' initialisation, data order, noise and timesteps")
+      ->capture_default_str();
   cmd->add_option("--data-threads", t.data_threads, "threads decoding the data")->capture_default_str();
-  cmd->add_option("--rank", t.rank, "this process's rank (data parallelism)")->capture_default_str();
-  cmd->add_option("--world-size", t.world_size, "number of ranks")->capture_default_str();
+  cmd->add_option("--dist-backend", opt.dist_backend,
+                  "under torchrun: auto (nccl on CUDA, gloo on the CPU), nccl or gloo")
+      ->capture_default_str();
+  cmd->add_option("--dist-timeout", opt.dist_timeout,
+                  "under torchrun: seconds before a rank that waits for a dead or stuck one gives up")
+      ->capture_default_str();
   cmd->add_option("--checkpoint-every", t.checkpoint_every, "steps between checkpoints (0: only at the end)")
       ->capture_default_str();
   cmd->add_option("--keep", t.keep_checkpoints, "checkpoints kept")->capture_default_str();

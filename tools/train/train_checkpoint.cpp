@@ -3,10 +3,13 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 #include <vector>
 
@@ -20,6 +23,16 @@ namespace lit::train {
 namespace {
 
 constexpr const char* kPrefix = "step-";
+
+uint32_t file_crc(const std::string& bytes) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (size_t at = 0; at < bytes.size();) {  // crc32 takes a uInt length
+    const uInt n = static_cast<uInt>(std::min<size_t>(bytes.size() - at, 1u << 30));
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data() + at), n);
+    at += n;
+  }
+  return static_cast<uint32_t>(crc);
+}
 
 // The step-* folders under dir, oldest first.
 std::vector<fs::path> checkpoint_folders(const fs::path& dir) {
@@ -88,7 +101,8 @@ void save_trainer_state(const std::string& path, const TrainerState& state) {
   write_safetensors(path, {{"generator_state", state.generator_state.contiguous()}},
                     {{"step", std::to_string(state.step)},
                      {"position", std::to_string(state.position)},
-                     {"seed", std::to_string(state.seed)}});
+                     {"seed", std::to_string(state.seed)},
+                     {"optimizer_crc32", std::to_string(state.optimizer_crc)}});
 }
 
 TrainerState load_trainer_state(const std::string& path) {
@@ -101,11 +115,18 @@ TrainerState load_trainer_state(const std::string& path) {
   } catch (const std::exception&) {
     throw Error(path + ": the trainer state lacks step, position or seed");
   }
+  if (const auto it = file.metadata().find("optimizer_crc32"); it != file.metadata().end()) {
+    try {
+      state.optimizer_crc = static_cast<uint32_t>(std::stoul(it->second));
+    } catch (const std::exception&) {
+      throw Error(path + ": the trainer state's optimizer_crc32 is not a number");
+    }
+  }
   state.generator_state = file.tensor("generator_state").clone();
   return state;
 }
 
-void save_optimizer(const std::string& path, torch::optim::Optimizer& optimizer) {
+uint32_t save_optimizer(const std::string& path, torch::optim::Optimizer& optimizer) {
   torch::serialize::OutputArchive archive;
   optimizer.save(archive);
   std::ostringstream bytes;
@@ -114,13 +135,26 @@ void save_optimizer(const std::string& path, torch::optim::Optimizer& optimizer)
   AtomicFile file(path);
   file.write(data.data(), data.size());
   file.commit();
+  return file_crc(data);
 }
 
-void load_optimizer(const std::string& path, torch::optim::Optimizer& optimizer) {
+void load_optimizer(const std::string& path, torch::optim::Optimizer& optimizer, uint32_t expected_crc) {
   if (!fs::exists(path)) throw Error(path + ": no optimizer state");
-  torch::serialize::InputArchive archive;
-  archive.load_from(path);
-  optimizer.load(archive);
+  std::ifstream in(path, std::ios::binary);
+  const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) throw Error(path + ": cannot read the optimizer state");
+  if (expected_crc != 0 && file_crc(data) != expected_crc)
+    throw Error(path + ": the optimizer state is corrupted (its CRC-32 is not the one recorded when it was saved)");
+  try {
+    torch::serialize::InputArchive archive;
+    std::istringstream bytes(data);
+    archive.load_from(bytes);
+    optimizer.load(archive);
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    if (const auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
+    throw Error(path + ": the optimizer state is unreadable or does not fit the model (" + what + ")");
+  }
 }
 
 }  // namespace lit::train

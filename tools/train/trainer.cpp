@@ -8,11 +8,12 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "common/atomic_file.h"
+#include "common/error.h"
 #include "kernels/runtime/torch_compat.h"
 #include "model/backbone/model_io.h"
 #include "sampler/generation.h"
 #include "tools/train/train_checkpoint.h"
-#include "common/error.h"
 #include "weights/image_io.h"
 
 #ifdef LIT_WITH_CUDA
@@ -81,9 +82,8 @@ Trainer::Trainer(DiT student, DiT teacher, std::shared_ptr<TrainingData> data, T
       options_(std::move(options)),
       diffusion_(GaussianDiffusion::create("")),
       ema_(student_),
-      // Each rank draws its own timesteps and noise for its own slice of the batch.
-      generator_(
-          at::make_generator<at::CPUGeneratorImpl>(mix_seed(options_.seed, static_cast<uint64_t>(options_.rank)))) {
+      // Every rank holds the same generator and draws for the whole global batch (see the header).
+      generator_(at::make_generator<at::CPUGeneratorImpl>(mix_seed(options_.seed, 0))) {
   check_setup();
   // The model stays in eval mode: label dropout is drawn here (see the header).
   student_->eval();
@@ -119,6 +119,12 @@ void Trainer::check_setup() const {
   if (options_.batch_size < 1 || options_.max_steps < 0 || options_.lr <= 0 || options_.ema_decay < 0 ||
       options_.ema_decay > 1 || options_.kd.lambda_eps < 0 || options_.kd.lambda_var < 0)
     throw Error("train: batch size, steps, learning rate, EMA decay and KD weights must be positive");
+  if (options_.world_size < 1 || options_.rank < 0 || options_.rank >= options_.world_size)
+    throw Error("train: rank " + std::to_string(options_.rank) + " does not fit world size " +
+                std::to_string(options_.world_size));
+  if (options_.batch_size % options_.world_size != 0)
+    throw Error("train: the batch of " + std::to_string(options_.batch_size) + " (the global batch) does not split " +
+                "evenly over " + std::to_string(options_.world_size) + " ranks");
   if (!options_.run_dir.empty() && options_.rank == 0) {
     std::error_code ec;
     fs::create_directories(options_.run_dir, ec);
@@ -176,7 +182,9 @@ StepStats Trainer::step_on(const at::Tensor& x_start, const at::Tensor& labels, 
   for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
   optimizer_->zero_grad();
   const StepLosses l = losses(x, tt, n, y_student, y);
+  if (averager_) averager_->begin();
   l.total.mean().backward();
+  if (averager_) averager_->finish();  // every rank now holds the gradient of the global batch's mean loss
 
   std::vector<at::Tensor> grads;
   for (auto& p : trained_)
@@ -193,13 +201,22 @@ StepStats Trainer::step_on(const at::Tensor& x_start, const at::Tensor& labels, 
   ema_.update(student_, options_.ema_decay);
   ++step_;
 
+  // The losses of the global batch: the ranks' means averaged (equal slices).
+  at::Tensor means =
+      at::stack({l.total.mean(), l.mse.mean(), l.vb.mean(), l.kd_eps.mean(), l.kd_var.mean()}).detach().to(at::kFloat);
+  if (group_) {
+    group_->all_reduce_sum(means);
+    means.div_(options_.world_size);
+  }
+  means = means.to(at::kCPU, at::kDouble);
+  const double* m = means.data_ptr<double>();
   StepStats s;
   s.step = step_;
-  s.total = l.total.mean().item<double>();
-  s.mse = l.mse.mean().item<double>();
-  s.vb = l.vb.mean().item<double>();
-  s.kd_eps = l.kd_eps.mean().item<double>();
-  s.kd_var = l.kd_var.mean().item<double>();
+  s.total = m[0];
+  s.mse = m[1];
+  s.vb = m[2];
+  s.kd_eps = m[3];
+  s.kd_var = m[4];
   s.grad_norm = grad_norm;
   s.lr = lr;
   s.step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -211,18 +228,20 @@ StepStats Trainer::step_on(const at::Tensor& x_start, const at::Tensor& labels, 
 StepStats Trainer::step() {
   const auto start = std::chrono::steady_clock::now();
   if (!loader_)
-    loader_ = std::make_unique<BatchLoader>(data_, options_.batch_size, options_.seed, position_, options_.rank,
+    loader_ = std::make_unique<BatchLoader>(data_, local_batch(), options_.seed, position_, options_.rank,
                                             options_.world_size, options_.data_threads);
   const Batch batch = loader_->next();
   position_ = loader_->position();
-  const int64_t b = batch.x.size(0);
-  // Drawn in this order from one CPU generator; every rank draws for its own batch.
-  const at::Tensor t = at::randint(0, diffusion_.num_timesteps(), {b}, generator_, at::kLong);
-  const at::Tensor noise = at::randn(batch.x.sizes(), generator_, at::kFloat);
-  const at::Tensor drop = at::rand({b}, generator_, at::kFloat) < options_.label_dropout;
+  // Drawn in this order from one CPU generator for the whole global batch; rank r keeps its slice.
+  const int64_t b = local_batch(), global = options_.batch_size, first = options_.rank * b;
+  std::vector<int64_t> shape = batch.x.sizes().vec();
+  shape[0] = global;
+  const at::Tensor t = at::randint(0, diffusion_.num_timesteps(), {global}, generator_, at::kLong).narrow(0, first, b);
+  const at::Tensor noise = at::randn(shape, generator_, at::kFloat).narrow(0, first, b);
+  const at::Tensor drop = (at::rand({global}, generator_, at::kFloat) < options_.label_dropout).narrow(0, first, b);
   StepStats s = step_on(batch.x, batch.labels, t, noise, drop);
   s.step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  s.images_per_second = static_cast<double>(b * options_.world_size) / std::max(s.step_seconds, 1e-9);
+  s.images_per_second = static_cast<double>(global) / std::max(s.step_seconds, 1e-9);
   log_json(s);
   return s;
 }
@@ -249,8 +268,18 @@ void Trainer::log_json(const StepStats& s) {
 // ---------------------------------------------------------------------------------------------------------
 void Trainer::run(const std::function<void(const StepStats&)>& on_step, const std::function<bool()>& should_stop) {
   const bool writer = !options_.run_dir.empty() && options_.rank == 0;
+  if (group_) check_same_on_all_ranks(*group_, "training run", run_description(), student_->device());
+  // Stop when any rank is asked to (Ctrl-C reaches one process under some launchers): agreed every step, so
+  // that no rank waits for a step the others will not take.
+  auto stop_now = [&] {
+    bool stop = should_stop && should_stop();
+    if (!group_) return stop;
+    at::Tensor flag = at::full({1}, stop ? 1.0f : 0.0f, at::TensorOptions().device(student_->device()));
+    group_->all_reduce_sum(flag);
+    return flag.item<float>() > 0;
+  };
   int64_t last_saved = -1;
-  while (step_ < options_.max_steps && !(should_stop && should_stop())) {
+  while (step_ < options_.max_steps && !stop_now()) {
     const StepStats s = step();
     if (on_step) on_step(s);
     if (writer && options_.checkpoint_every > 0 && step_ % options_.checkpoint_every == 0) {
@@ -260,6 +289,82 @@ void Trainer::run(const std::function<void(const StepStats&)>& on_step, const st
     if (writer && options_.sample_every > 0 && step_ % options_.sample_every == 0) write_sample_grid();
   }
   if (writer && last_saved != step_) save_checkpoint();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Data parallelism
+// ---------------------------------------------------------------------------------------------------------
+void Trainer::set_process_group(std::shared_ptr<ProcessGroup> group) {
+  if (!group) return;
+  if (group->rank() != options_.rank || group->world_size() != options_.world_size)
+    throw Error("train: the process group is rank " + std::to_string(group->rank()) + " of " +
+                std::to_string(group->world_size()) + " but the options say " + std::to_string(options_.rank) + " of " +
+                std::to_string(options_.world_size));
+  group_ = std::move(group);
+  at::NoGradGuard no_grad;
+  // Rank 0's weights everywhere (buffers too); the EMA starts from them, as it does on one process.
+  auto all_tensors = [](DiT& m) {
+    std::vector<at::Tensor> out;
+    for (const auto& p : m->parameters()) out.push_back(p);
+    for (const auto& b : m->buffers()) out.push_back(b);
+    return out;
+  };
+  std::vector<at::Tensor> tensors = all_tensors(student_);
+  group_->broadcast(tensors, 0);
+  if (teacher_) {
+    std::vector<at::Tensor> t = all_tensors(teacher_);
+    group_->broadcast(t, 0);
+  }
+  ema_.copy_from(student_);
+  averager_ = std::make_unique<GradientAverager>(group_, trained_);
+}
+
+std::string Trainer::run_description() const {
+  nlohmann::json j = {{"student", student_->config().summary()},
+                      {"teacher", teacher_ ? teacher_->config().summary() : std::string()},
+                      {"data", data_->description()},
+                      {"data_size", data_->size()},
+                      {"batch", options_.batch_size},
+                      {"world_size", options_.world_size},
+                      {"max_steps", options_.max_steps},
+                      {"lr", options_.lr},
+                      {"weight_decay", options_.weight_decay},
+                      {"warmup", options_.warmup_steps},
+                      {"grad_clip", options_.grad_clip},
+                      {"ema_decay", options_.ema_decay},
+                      {"label_dropout", options_.label_dropout},
+                      {"lambda_eps", options_.kd.lambda_eps},
+                      {"lambda_var", options_.kd.lambda_var},
+                      {"seed", options_.seed},
+                      {"bf16", options_.bf16},
+                      {"step", step_},
+                      {"position", position_}};
+  return j.dump();
+}
+
+// After a resume the log continues from the checkpoint's step: the lines of steps after it (written before
+// the run was stopped, and about to be trained again) are dropped, so every step appears once.
+void Trainer::truncate_log_after(int64_t step) {
+  if (!log_.is_open()) return;
+  log_.close();
+  const fs::path path = fs::path(options_.run_dir) / "log.jsonl";
+  std::string kept;
+  {
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_discarded() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() > step)
+        continue;
+      kept += line + "\n";
+    }
+  }
+  AtomicFile out(path.string());
+  out.write(kept.data(), kept.size());
+  out.commit();
+  log_.open(path, std::ios::app);
+  if (!log_) throw Error(path.string() + ": cannot open the log for writing");
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -274,8 +379,9 @@ std::string Trainer::save_checkpoint() {
   const std::string dir = write_checkpoint_folder(checkpoints, step_, [&](const std::string& tmp) {
     save_model(tmp + "/model.safetensors", student_, std::nullopt, meta);
     save_model(tmp + "/ema.safetensors", ema_.model(), std::nullopt, meta);
-    save_optimizer(tmp + "/optimizer.pt", *optimizer_);
-    save_trainer_state(tmp + "/trainer.safetensors", {step_, position_, options_.seed, generator_.get_state()});
+    const uint32_t optimizer_crc = save_optimizer(tmp + "/optimizer.pt", *optimizer_);
+    save_trainer_state(tmp + "/trainer.safetensors",
+                       {step_, position_, options_.seed, generator_.get_state(), optimizer_crc});
   });
   prune_checkpoints(checkpoints, options_.keep_checkpoints);
   if (on_event) on_event("checkpoint " + dir);
@@ -297,11 +403,12 @@ void Trainer::resume(const std::string& path) {
     at::NoGradGuard no_grad;
     load_state_dict(target, state_dict(loaded.model));
   }
-  load_optimizer(dir + "/optimizer.pt", *optimizer_);
+  load_optimizer(dir + "/optimizer.pt", *optimizer_, state.optimizer_crc);
   generator_.set_state(state.generator_state);
   step_ = state.step;
   position_ = state.position;
   loader_.reset();
+  truncate_log_after(step_);
   if (on_event) on_event("resumed from " + dir + " at step " + std::to_string(step_));
 }
 

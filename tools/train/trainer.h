@@ -9,8 +9,11 @@
 // dropout is drawn here rather than inside the model (which is kept in eval mode) for that reason and so
 // that the teacher always sees the true label.
 //
-// Data parallelism is prepared for, not yet run: rank and world size choose each rank's slice of the data
-// stream, only rank 0 writes logs, samples and checkpoints, and gradient_reduce is where an all-reduce goes.
+// Data parallelism (set_process_group, tools/train/distributed.h): the batch is the global batch, each rank
+// trains its fixed slice of it (rank r: examples r*b .. r*b+b-1 of every step, b = batch / world size), and
+// the timesteps, noise and label dropout are drawn for the whole global batch from the one generator every
+// rank holds, so a step sees the same examples, noise and timesteps whatever the world size. The gradients
+// are averaged over the ranks while the backward pass runs; only rank 0 writes logs, samples and checkpoints.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -28,6 +31,7 @@
 #include "model/backbone/dit.h"
 #include "sampler/distillation.h"
 #include "sampler/gaussian_diffusion.h"
+#include "tools/train/distributed.h"
 #include "tools/train/ema.h"
 #include "tools/train/train_data.h"
 
@@ -42,7 +46,7 @@ struct SampleGridOptions {
 };
 
 struct TrainOptions {
-  int64_t batch_size = 256;  // per rank
+  int64_t batch_size = 256;  // the global batch: all ranks together (each trains batch_size / world_size)
   int64_t max_steps = 400000;
   double lr = 1e-4;
   double weight_decay = 0.0;
@@ -129,9 +133,18 @@ class Trainer {
   // Where an all-reduce of the gradients goes for data parallelism (average over ranks).
   std::function<void(std::vector<at::Tensor>&)> gradient_reduce;
 
+  // Makes this trainer one rank of a data-parallel run (collective: every rank calls it, before resume()).
+  // The group's rank and size must be the options'. Broadcasts rank 0's weights (student, teacher, EMA) to
+  // the others and averages every step's gradients over the group from then on.
+  void set_process_group(std::shared_ptr<ProcessGroup> group);
+  // What every rank must agree on (model, data, options, step): compared across ranks when run() starts.
+  std::string run_description() const;
+
  private:
   void check_setup() const;
   void log_json(const StepStats& stats);
+  void truncate_log_after(int64_t step);
+  int64_t local_batch() const { return options_.batch_size / options_.world_size; }
   double learning_rate(int64_t step) const;
 
   DiT student_, teacher_;
@@ -146,6 +159,8 @@ class Trainer {
   int64_t step_ = 0;
   int64_t position_ = 0;  // data stream position of the next batch
   std::ofstream log_;
+  std::shared_ptr<ProcessGroup> group_;
+  std::unique_ptr<GradientAverager> averager_;
 };
 
 }  // namespace lit::train
