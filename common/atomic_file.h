@@ -1,6 +1,8 @@
 // AtomicFile: write a file under a temporary name in the same folder and rename it into place only when
 // every byte reached the disk, so a crash, a full disk or an exception never leaves a half-written file
-// under the final name.
+// under the final name. The temporary is "<path>.tmp-<pid>-<random>", created with O_CREAT|O_EXCL|O_NOFOLLOW:
+// a file or symbolic link planted under any name it could take makes it pick another name, never redirects
+// the write. After the rename the folder is fsynced too, so the new name survives a power cut.
 #pragma once
 
 #include <cstddef>
@@ -11,7 +13,7 @@ namespace lit {
 
 class AtomicFile {
  public:
-  explicit AtomicFile(std::string path);  // opens "<path>.tmp-<pid>" for writing; throws lit::Error
+  explicit AtomicFile(std::string path);  // creates the temporary (see above); throws lit::Error
   ~AtomicFile();                          // removes the temporary file unless commit() succeeded
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;
@@ -31,11 +33,12 @@ class AtomicFile {
 };
 
 // AtomicPath: the same promise for writers that need a path rather than a stream (libzip writes the archive
-// itself on zip_close). Write to temp_path(), then commit() fsyncs it and renames it over the final path; the
-// destructor removes the temporary unless commit() succeeded.
+// itself on zip_close). temp_path() lies in a private folder "<path>.tmp-XXXXXX" (mkdtemp: created new, mode
+// 0700), so nothing can be planted under it. Write to temp_path(), then commit() fsyncs it and renames it over
+// the final path; the destructor removes the temporary and its folder unless commit() succeeded.
 class AtomicPath {
  public:
-  explicit AtomicPath(std::string path);  // "<path>.tmp-<pid>"; creates nothing yet
+  explicit AtomicPath(std::string path);  // creates the private folder; throws lit::Error
   ~AtomicPath();
   AtomicPath(const AtomicPath&) = delete;
   AtomicPath& operator=(const AtomicPath&) = delete;
@@ -46,9 +49,13 @@ class AtomicPath {
 
  private:
   std::string path_;
+  std::string tmp_dir_;
   std::string tmp_path_;
   bool committed_ = false;
 };
+
+// fsyncs the folder that holds `path` (after a rename into it); errors are ignored (some file systems refuse).
+void sync_parent_folder(const std::string& path);
 
 // Removes a file or a folder with everything under it (symbolic links are removed, never followed). Returns
 // false and sets *error on failure; a path that does not exist is not an error. Used instead of
