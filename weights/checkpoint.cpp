@@ -1,6 +1,7 @@
 #include "weights/checkpoint.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -9,10 +10,15 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/input_file.h"
 #include "weights/safetensors.h"
 #include "weights/torch/torch_file.h"
 
 namespace lit {
+
+namespace {
+constexpr uint64_t kMaxConfigBytes = uint64_t(16) << 20;  // a config.json beside a checkpoint
+}  // namespace
 
 const char* checkpoint_format_name(CheckpointFormat format) {
   switch (format) {
@@ -27,14 +33,10 @@ const char* checkpoint_format_name(CheckpointFormat format) {
 }
 
 CheckpointFormat detect_checkpoint_format(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) throw Error(path + ": cannot open: " + std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) throw Error(path + ": not a regular file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open: " + std::strerror(errno));
+  const InputFile in(path);  // regular files only: a FIFO or a device is refused, never read
   unsigned char head[sizeof kTorchLegacyMagic] = {};
-  in.read(reinterpret_cast<char*>(head), sizeof head);
-  const auto got = static_cast<size_t>(in.gcount());
+  const ssize_t read = ::pread(in.fd(), head, sizeof head, 0);
+  const auto got = static_cast<size_t>(read < 0 ? 0 : read);
   if (got >= 4 && std::memcmp(head, "PK\x03\x04", 4) == 0) return CheckpointFormat::TorchZip;
   if (got == sizeof head && std::memcmp(head, kTorchLegacyMagic, sizeof head) == 0)
     return CheckpointFormat::TorchLegacy;
@@ -122,13 +124,12 @@ std::string checkpoint_config_json(const std::string& path, const std::map<std::
   }
   const size_t slash = path.rfind('/');
   const std::string beside = (slash == std::string::npos ? std::string() : path.substr(0, slash + 1)) + "config.json";
-  std::ifstream in(beside, std::ios::binary);
-  if (!in) return "";
-  std::ostringstream text;
-  text << in.rdbuf();
-  check_config_json(text.str(), beside);
+  struct stat st {};
+  if (::stat(beside.c_str(), &st) != 0) return "";
+  const std::string text = read_input_file(beside, kMaxConfigBytes);
+  check_config_json(text, beside);
   if (source) *source = beside;
-  return text.str();
+  return text;
 }
 
 void save_checkpoint(const std::string& path, const StateDict& tensors, const std::string& config_json,

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/input_file.h"
 
 namespace lit {
 
@@ -24,11 +25,7 @@ ConvertResult convert_checkpoint(const std::string& input, const std::string& ou
   ConvertResult result;
   std::string config;
   if (!options.config_path.empty()) {
-    std::ifstream in(options.config_path, std::ios::binary);
-    if (!in) throw Error(options.config_path + ": cannot read the model config");
-    std::ostringstream text;
-    text << in.rdbuf();
-    config = text.str();
+    config = read_input_file(options.config_path, uint64_t(16) << 20);
     check_config_json(config, options.config_path);
     result.config_source = options.config_path;
   }

@@ -1,17 +1,20 @@
 #include "weights/image_io.h"
 
 #include <png.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
+#include "common/input_limits.h"
+#include "common/printable.h"
+#include "weights/image_header.h"
 
 #ifdef LIT_WITH_OPENCV_IMGCODECS
 #include <opencv2/core.hpp>
@@ -30,12 +33,6 @@ std::string lowercase_extension(const std::string& path) {
   std::string ext = path.substr(dot);
   for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return ext;
-}
-
-std::vector<unsigned char> read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open");
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 void write_bytes_atomically(const std::string& path, const void* data, size_t size) {
@@ -115,17 +112,46 @@ struct PngReader {
   png_infop info = nullptr;
   PngErrorBuffer error;
   std::vector<png_bytep> rows;
+  std::vector<unsigned char> scratch;
   ~PngReader() {
     if (png) png_destroy_read_struct(&png, info ? &info : nullptr, nullptr);
     if (file) std::fclose(file);
   }
 };
 
-// Reads the whole PNG as 8-bit RGB into `pixels` (resized here) and fills `info`.
+// Walks the chunk headers (seeking over their data) before libpng reads anything: a metadata chunk (anything
+// but IDAT) longer than the cap, or too many of them, refuses the file. libpng's own chunk limit only warns
+// for text chunks and still allocates them.
+void check_png_chunks(const std::string& path, int fd, uint64_t file_size, const InputLimits& limits) {
+  uint64_t pos = 8, count = 0;
+  while (pos + 8 <= file_size) {
+    unsigned char head[8];
+    if (::pread(fd, head, 8, static_cast<off_t>(pos)) != 8) return;  // libpng reports the truncation
+    const uint64_t length = (uint64_t{head[0]} << 24) | (uint64_t{head[1]} << 16) | (uint64_t{head[2]} << 8) | head[3];
+    const std::string type(reinterpret_cast<const char*>(head + 4), 4);
+    if (type == "IEND") return;
+    if (type != "IDAT") {
+      if (length > limits.max_png_chunk_bytes)
+        throw Error(path + ": PNG chunk '" + printable(type) + "' of " + std::to_string(length) +
+                    " bytes exceeds the limit of " + std::to_string(limits.max_png_chunk_bytes) +
+                    " bytes for a metadata chunk");
+      if (++count > limits.max_png_chunks)
+        throw Error(path + ": more than " + std::to_string(limits.max_png_chunks) + " PNG metadata chunks");
+    }
+    pos += 12 + length;
+  }
+}
+
+// Reads the whole PNG as 8-bit RGB into `pixels` (resized here) and fills `info`; with pixels == nullptr the
+// image data is decoded one row at a time into a scratch row and dropped (to reach the text chunks after it).
 void read_png(const std::string& path, PngInfo& info, at::Tensor* pixels) {
   PngReader r;
-  r.file = std::fopen(path.c_str(), "rb");
-  if (!r.file) throw Error(path + ": cannot open");
+  const InputLimits limits = input_limits();
+  {
+    InputFile input(path);  // regular files only: a FIFO or a device is refused here
+    check_png_chunks(path, input.fd(), input.size(), limits);
+    r.file = input.release_to_stdio();
+  }
   unsigned char signature[8] = {};
   if (std::fread(signature, 1, 8, r.file) != 8 || std::memcmp(signature, kPngSignature, 8) != 0)
     throw Error(path + ": not a PNG file");
@@ -135,7 +161,11 @@ void read_png(const std::string& path, PngInfo& info, at::Tensor* pixels) {
   if (setjmp(png_jmpbuf(r.png))) throw Error(path + ": broken PNG (" + r.error.message + ")");
   png_init_io(r.png, r.file);
   png_set_sig_bytes(r.png, 8);
-  // Limits against decompression bombs are libpng's defaults (1,000,000 x 1,000,000 pixels, 8 MB chunks).
+  // Limits against decompression bombs, before libpng reads a chunk: no compressed chunk (zTXt, iTXt, iCCP)
+  // inflates past max_png_chunk_bytes (libpng skips a larger one), at most max_png_chunks are kept, and the
+  // pixel count is checked against the cap right after the header, before the image buffer exists.
+  png_set_chunk_malloc_max(r.png, static_cast<png_alloc_size_t>(limits.max_png_chunk_bytes));
+  png_set_chunk_cache_max(r.png, limits.max_png_chunks);
   png_read_info(r.png, r.info);
   png_uint_32 width = 0, height = 0;
   int depth = 0, color = 0;
@@ -144,6 +174,7 @@ void read_png(const std::string& path, PngInfo& info, at::Tensor* pixels) {
   info.height = height;
   info.bit_depth = depth;
   info.color_type = color_type_name(color);
+  check_image_pixels(path, ImageHeader{"PNG", width, height});
 
   // To 8-bit RGB whatever the file holds: palette and low bit depths expanded, 16 bits cut to 8, gray
   // replicated, alpha dropped (as PIL's convert("RGB") does, which DiT's data loading uses).
@@ -151,14 +182,21 @@ void read_png(const std::string& path, PngInfo& info, at::Tensor* pixels) {
   png_set_strip_16(r.png);
   png_set_strip_alpha(r.png);
   png_set_gray_to_rgb(r.png);
-  png_set_interlace_handling(r.png);
+  const int passes = png_set_interlace_handling(r.png);
   png_read_update_info(r.png, r.info);
   if (png_get_rowbytes(r.png, r.info) != static_cast<size_t>(width) * 3) png_error(r.png, "unexpected row layout");
 
-  *pixels = at::empty({static_cast<int64_t>(height), static_cast<int64_t>(width), 3}, at::kByte);
-  r.rows.resize(height);
-  for (png_uint_32 y = 0; y < height; ++y) r.rows[y] = pixels->data_ptr<uint8_t>() + static_cast<size_t>(y) * width * 3;
-  png_read_image(r.png, r.rows.data());
+  if (pixels) {
+    *pixels = at::empty({static_cast<int64_t>(height), static_cast<int64_t>(width), 3}, at::kByte);
+    r.rows.resize(height);
+    for (png_uint_32 y = 0; y < height; ++y)
+      r.rows[y] = pixels->data_ptr<uint8_t>() + static_cast<size_t>(y) * width * 3;
+    png_read_image(r.png, r.rows.data());
+  } else {
+    r.scratch.resize(static_cast<size_t>(width) * 3);
+    for (int pass = 0; pass < passes; ++pass)
+      for (png_uint_32 y = 0; y < height; ++y) png_read_row(r.png, r.scratch.data(), nullptr);
+  }
   png_read_end(r.png, r.info);  // text chunks after the image data land in the same info
 
   png_textp text = nullptr;
@@ -243,18 +281,18 @@ void check_pixels(const std::string& path, const at::Tensor& pixels) {
 }  // namespace
 
 bool looks_like_png(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return false;
-  unsigned char signature[8] = {};
-  const bool ok = std::fread(signature, 1, 8, f) == 8 && std::memcmp(signature, kPngSignature, 8) == 0;
-  std::fclose(f);
-  return ok;
+  try {
+    const InputFile f(path);
+    unsigned char signature[8] = {};
+    return ::pread(f.fd(), signature, 8, 0) == 8 && std::memcmp(signature, kPngSignature, 8) == 0;
+  } catch (const Error&) {
+    return false;
+  }
 }
 
 PngInfo read_png_info(const std::string& path) {
   PngInfo info;
-  at::Tensor pixels;
-  read_png(path, info, &pixels);
+  read_png(path, info, nullptr);
   return info;
 }
 
@@ -265,11 +303,28 @@ at::Tensor read_image(const std::string& path) {
     read_png(path, info, &pixels);
     return pixels;
   }
-  const std::vector<unsigned char> bytes = read_bytes(path);  // also: "cannot open" for a missing file
+  // Also "cannot open" for a missing file, "not a regular file" for a FIFO; the size is capped.
+  const std::string bytes = read_input_file(path, input_limits().max_image_file_bytes);
+  const auto header = sniff_image_header(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+  if (!header) throw Error(path + ": not a PNG, JPEG, WebP or BMP image (or its header is damaged)");
+  check_image_pixels(path, *header);
 #ifdef LIT_WITH_OPENCV_IMGCODECS
-  const cv::Mat bgr = cv::imdecode(
-      cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<unsigned char*>(bytes.data())), cv::IMREAD_COLOR);
-  if (bgr.empty()) throw Error(path + ": not an image file OpenCV can read");
+  cv::Mat bgr;
+  try {
+    bgr = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data())),
+                       cv::IMREAD_COLOR);
+  } catch (const cv::Exception&) {
+    throw Error(path + ": broken " + header->format + " image (the decoder refused it)");
+  } catch (const std::bad_alloc&) {
+    throw Error(path + ": out of memory decoding a " + header->format + " image");
+  }
+  if (bgr.empty()) throw Error(path + ": broken " + header->format + " image (the decoder could not read it)");
+  // IMREAD_COLOR applies the EXIF orientation, which may swap the two sides.
+  const auto cols = static_cast<uint64_t>(bgr.cols), rows = static_cast<uint64_t>(bgr.rows);
+  if (!(cols == header->width && rows == header->height) && !(cols == header->height && rows == header->width))
+    throw Error(path + ": " + header->format + " image decodes to " + std::to_string(bgr.cols) + " x " +
+                std::to_string(bgr.rows) + " pixels, its header says " + std::to_string(header->width) + " x " +
+                std::to_string(header->height));
   const at::Tensor t = at::from_blob(const_cast<unsigned char*>(bgr.ptr()), {bgr.rows, bgr.cols, 3},
                                      {static_cast<int64_t>(bgr.step[0]), 3, 1}, at::kByte);
   return t.flip({2}).contiguous();  // BGR -> RGB, and a copy that owns its memory

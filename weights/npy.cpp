@@ -2,6 +2,7 @@
 
 #include <c10/util/Exception.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -11,6 +12,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "weights/zip_archive.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the .npy reader assumes a little-endian host");
@@ -19,7 +21,7 @@ namespace lit {
 namespace {
 
 const char kMagic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
-constexpr uint64_t kMaxHeaderBytes = 1 << 20;  // NumPy itself refuses headers above 10,000 bytes by default
+constexpr uint64_t kMaxHeaderBytes = 64 << 10;  // NumPy itself refuses headers above 10,000 bytes by default
 
 struct DtypeCode {
   const char* code;  // descr without its byte-order character
@@ -243,15 +245,18 @@ std::string npy_header(at::ScalarType type, const std::vector<int64_t>& shape) {
 }
 
 at::Tensor read_npy(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) throw Error(path + ": cannot open: " + std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) throw Error(path + ": not a regular file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open: " + std::strerror(errno));
+  const InputFile in(path);  // regular files only
   const ReadFn read = [&](void* dst, uint64_t n) {
-    if (!in.read(static_cast<char*>(dst), static_cast<std::streamsize>(n))) throw Error(path + ": read failed");
+    auto* out = static_cast<char*>(dst);
+    while (n > 0) {
+      const ssize_t got = ::read(in.fd(), out, n);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) throw Error(path + ": read failed" + (got < 0 ? std::string(": ") + std::strerror(errno) : ""));
+      out += got;
+      n -= static_cast<uint64_t>(got);
+    }
   };
-  const NpyHeader h = read_header(read, path, static_cast<uint64_t>(st.st_size));
+  const NpyHeader h = read_header(read, path, in.size());
   return read_array(h, read, path);
 }
 

@@ -15,12 +15,15 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 
 namespace lit {
 namespace {
 
 // The reference implementation refuses headers above 100 MB; so do we.
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+constexpr int kMaxHeaderDepth = 4;
+constexpr uint64_t kMaxHeaderValues = uint64_t(8) << 20;  // about 600,000 tensors
 
 const std::vector<std::pair<std::string, at::ScalarType>>& dtype_table() {
   static const std::vector<std::pair<std::string, at::ScalarType>> table = {
@@ -60,17 +63,12 @@ struct SafetensorsFile::Mapping {
 
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
   auto fail = [&](const std::string& what) -> Error { return Error(path + ": " + what); };
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw fail(std::string("cannot open: ") + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw fail("not a regular file");
-  }
+  InputFile input(path);  // regular files only: a FIFO or a device is refused here, before any read
+  const int fd = input.release();
   SafetensorsFile file;
   file.path_ = path;
   file.mapping_ = std::make_shared<Mapping>();
-  const auto file_size = static_cast<uint64_t>(st.st_size);
+  const uint64_t file_size = input.size();
   if (file_size < 8) {
     ::close(fd);
     throw fail("not a safetensors file (shorter than its 8-byte header length)");
@@ -92,7 +90,16 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
 
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_size);
+    // The parse itself is bounded: a safetensors header nests 3 deep ({name: {shape: [...]}}), and a hostile
+    // one of 100 MB of "[0,0,..." would otherwise become gigabytes of JSON values.
+    uint64_t values = 0;
+    const auto limit = [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+      if (depth > kMaxHeaderDepth) throw Error(path + ": corrupt safetensors header: nested deeper than a header is");
+      if (++values > kMaxHeaderValues)
+        throw Error(path + ": corrupt safetensors header: more than " + std::to_string(kMaxHeaderValues) + " values");
+      return true;
+    };
+    header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_size, limit);
   } catch (const nlohmann::json::exception& e) {
     throw fail(std::string("corrupt safetensors header (invalid JSON): ") + e.what());
   }
@@ -147,13 +154,26 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
                 std::to_string(numel) + " x " + std::to_string(item) + " bytes)");
     file.entries_.push_back(std::move(e));
   }
+  // The byte ranges must tile the data section exactly, as the reference implementation demands: a gap,
+  // an overlap or trailing bytes mean the header and the data disagree (e.g. data shifted by a few bytes would
+  // otherwise load, every tensor reading the wrong bytes).
   std::stable_sort(file.entries_.begin(), file.entries_.end(),
-                   [](const SafetensorsEntry& a, const SafetensorsEntry& b) { return a.begin < b.begin; });
+                   [](const SafetensorsEntry& a, const SafetensorsEntry& b) {
+                     return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+                   });
+  uint64_t cursor = 0;
   for (size_t i = 0; i < file.entries_.size(); ++i) {
-    if (i > 0 && file.entries_[i].begin < file.entries_[i - 1].end && file.entries_[i].begin != file.entries_[i].end)
-      throw fail("tensors '" + file.entries_[i - 1].name + "' and '" + file.entries_[i].name + "' overlap");
-    file.index_[file.entries_[i].name] = i;
+    const SafetensorsEntry& e = file.entries_[i];
+    if (e.begin < cursor) throw fail("tensors '" + file.entries_[i - 1].name + "' and '" + e.name + "' overlap");
+    if (e.begin > cursor)
+      throw fail("tensor '" + e.name + "' starts at byte " + std::to_string(e.begin) + " of the data section, " +
+                 "leaving a gap of " + std::to_string(e.begin - cursor) + " bytes (data and header disagree)");
+    cursor = e.end;
+    file.index_[e.name] = i;
   }
+  if (cursor != data_size)
+    throw fail(std::to_string(data_size - cursor) + " bytes after the last tensor's data (the data section is " +
+               std::to_string(data_size) + " bytes, the header describes " + std::to_string(cursor) + ")");
   return file;
 }
 
@@ -192,11 +212,15 @@ std::vector<std::pair<std::string, at::Tensor>> SafetensorsFile::tensors() const
 }
 
 bool looks_like_safetensors(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  unsigned char head[9] = {};
-  if (!in.read(reinterpret_cast<char*>(head), 9)) return false;
-  const uint64_t n = read_le64(head);
-  return n >= 2 && n <= kMaxHeaderBytes && head[8] == '{';
+  try {
+    InputFile in(path);
+    unsigned char head[9] = {};
+    if (::pread(in.fd(), head, 9, 0) != 9) return false;
+    const uint64_t n = read_le64(head);
+    return n >= 2 && n <= kMaxHeaderBytes && head[8] == '{';
+  } catch (const Error&) {
+    return false;
+  }
 }
 
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,

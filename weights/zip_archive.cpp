@@ -9,6 +9,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 
 namespace lit {
 namespace {
@@ -34,12 +35,12 @@ zip_t* archive_of(void* p) {
 // Reading
 // ---------------------------------------------------------------------------------------------------------
 ZipReader::ZipReader(const std::string& path) : path_(path) {
-  struct stat file_stat {};
-  if (::stat(path.c_str(), &file_stat) != 0) throw Error(path + ": cannot open: " + std::strerror(errno));
-  file_size_ = static_cast<uint64_t>(file_stat.st_size);
+  InputFile input(path);  // regular files only: libzip would block on a FIFO
+  file_size_ = input.size();
   int code = 0;
-  zip_t* archive = zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code);
+  zip_t* archive = zip_fdopen(input.fd(), ZIP_CHECKCONS, &code);  // on success libzip owns the descriptor
   if (!archive) throw Error(path + ": cannot read as a zip archive: " + zip_code_message(code));
+  input.release();
   archive_ = archive;
   const zip_int64_t count = zip_get_num_entries(archive, 0);
   if (count < 0) {

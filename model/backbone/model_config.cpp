@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/input_file.h"
 #include "weights/state_dict.h"
 
 namespace lit {
@@ -166,12 +167,9 @@ ModelConfig ModelConfig::from_json(const std::string& text) {
 }
 
 ModelConfig ModelConfig::from_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("model config: cannot open '" + path + "'");
-  std::ostringstream text;
-  text << in.rdbuf();
+  const std::string text = read_input_file(path, uint64_t(16) << 20);  // regular files only, size capped
   try {
-    return from_json(text.str());
+    return from_json(text);
   } catch (const Error& e) {
     throw Error(std::string(e.what()) + " (in '" + path + "')");
   }

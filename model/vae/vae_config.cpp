@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/input_file.h"
 
 namespace lit {
 namespace {
@@ -86,11 +87,7 @@ VaeConfig parse_vae_config(const std::string& json_text, const std::string& orig
 }
 
 VaeConfig read_vae_config(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open");
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_vae_config(text.str(), path);
+  return parse_vae_config(read_input_file(path, uint64_t(16) << 20), path);
 }
 
 }  // namespace lit

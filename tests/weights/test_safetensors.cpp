@@ -1,14 +1,19 @@
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <csignal>
 #include <fstream>
 
-#include "tests/test_util.h"
 #include "common/error.h"
+#include "tests/test_util.h"
 #include "weights/safetensors.h"
 
 namespace lit {
 namespace {
 
+using test::error_of;
 using test::fixture;
 using test::temp_path;
 
@@ -143,23 +148,26 @@ TEST(Safetensors, FailedWriteLeavesNoFileBehind) {
 }
 
 TEST(Safetensors, FullDiskIsReportedAndNothingIsLeft) {
-  std::ifstream probe("/dev/full");
-  if (!probe.good()) GTEST_SKIP() << "/dev/full not available";
-  // /dev/full accepts open but fails every write with ENOSPC; AtomicFile writes "<path>.tmp-<pid>", so point
-  // the final path at a folder where the temporary is a symlink to /dev/full.
+  // A file size limit fails write(2) with EFBIG as a full disk fails it with ENOSPC; the limit is set in a
+  // child process so it stays there. (A symlink to /dev/full at the temporary name no longer works: the writer
+  // never opens a name that exists.)
   const std::string path = temp_path("full.safetensors");
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  std::remove(tmp.c_str());
-  ASSERT_EQ(::symlink("/dev/full", tmp.c_str()), 0);
-  try {
-    write_safetensors(path, {{"w", at::ones({1 << 16})}});
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("No space left"), std::string::npos) << e.what();
+  std::remove(path.c_str());
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::signal(SIGXFSZ, SIG_IGN);
+    rlimit limit{4096, 4096};
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    const std::string message = error_of([&] { write_safetensors(path, {{"w", at::ones({1 << 16})}}); });
+    _exit(message.find("File too large") != std::string::npos ? 0 : 2);
   }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
   std::ifstream in(path);
   EXPECT_FALSE(in.good());
-  std::remove(tmp.c_str());
 }
 
 TEST(Safetensors, SniffsTheFormat) {

@@ -88,6 +88,13 @@ int64_t checked_storage_numel(const std::string& path, const PickleValue& record
     throw Error(path + ": storage '" + storage.text + "' of tensor '" + name + "' is " + std::to_string(bytes) +
                 " bytes, not a whole number of " + c10::toString(storage.dtype) + " elements");
   const uint64_t numel = bytes / element;
+  // torch.save writes each storage at exactly the size its pickle declares; a record of another size is
+  // corrupt or hostile (a 4-element storage whose zip entry inflates to gigabytes), refused before any
+  // buffer is sized from it.
+  if (numel != static_cast<uint64_t>(storage.integer))
+    throw Error(path + ": storage '" + storage.text + "' of tensor '" + name + "' holds " + std::to_string(bytes) +
+                " bytes in the file, its pickle declares " + std::to_string(storage.integer) + " x " +
+                std::to_string(element) + " bytes");
   int64_t last = record.integer;  // sizes and strides were checked for overflow by the unpickler
   for (size_t d = 0; d < record.sizes.size(); ++d) {
     if (record.sizes[d] == 0) return static_cast<int64_t>(numel);

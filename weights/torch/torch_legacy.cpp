@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "common/error.h"
+#include "common/input_file.h"
 #include "weights/torch/torch_file.h"
 
 namespace lit {
@@ -67,24 +68,17 @@ class TorchLegacyFile : public TorchFile {
 
  private:
   void map_file() {
-    const int fd = ::open(path_.c_str(), O_RDONLY);
-    if (fd < 0) throw Error(path_ + ": cannot open: " + std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-      ::close(fd);
-      throw Error(path_ + ": not a regular file");
-    }
-    const auto size = static_cast<size_t>(st.st_size);
+    InputFile input(path_);  // regular files only
+    const int fd = input.fd();
+    const auto size = static_cast<size_t>(input.size());
     if (size > 0) {
       void* data = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
       if (data == MAP_FAILED) {
-        ::close(fd);
         throw Error(path_ + ": cannot map: " + std::strerror(errno));
       }
       map_.data = data;
       map_.size = size;
     }
-    ::close(fd);
   }
 
   // Walks the storage records after the pickles: each key's element count, then its data. The element size
