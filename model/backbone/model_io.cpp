@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "weights/finite_check.h"
 #include "weights/safetensors.h"
 
 namespace lit {
@@ -184,6 +185,7 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
   out.weights_key = checkpoint.weights_key;
   out.metadata = checkpoint.metadata;
   out.config = resolve_model_config(path, checkpoint, options.config, &out.config_source);
+  if (!non_finite_weights_allowed()) check_finite_weights(checkpoint.tensors, path);
   out.model = DiT(out.config, at::TensorOptions().dtype(options.dtype).device(options.device), /*initialize=*/false);
   try {
     out.report = load_state_dict(out.model, checkpoint.tensors, /*strict=*/true);
@@ -240,6 +242,7 @@ LoadedModel load_lit_from_dit(const std::string& dit_path, const ModelConfig& li
   if (!lit_config.is_linear())
     throw Error("weight inheritance: the target config has softmax attention; a LiT needs \"attention\": \"linear\"");
   LoadedCheckpoint checkpoint = load_checkpoint(dit_path, options.use_weights);
+  if (!non_finite_weights_allowed()) check_finite_weights(checkpoint.tensors, dit_path);
   LoadedModel out;
   out.format = checkpoint.format;
   out.weights_key = checkpoint.weights_key;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 #include "common/error.h"
@@ -59,6 +60,32 @@ double fraction_inside(const at::Tensor& points, const at::Tensor& centres, cons
   return static_cast<double>(inside) / static_cast<double>(points.size(0));
 }
 
+std::string number_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+// Statistics that no feature set can produce give a NaN or a meaningless number: refuse them. A covariance is
+// finite, symmetric and positive semi-definite; the tolerances allow the rounding of the dtype it was saved in
+// (10 x dimension x machine epsilon, relative to the largest entry or eigenvalue).
+void check_statistics(const FeatureStatistics& s, const std::string& path, double eps) {
+  if (!at::isfinite(s.mu).all().item<bool>()) throw Error(path + ": mu holds NaN or infinite values");
+  if (!at::isfinite(s.sigma).all().item<bool>()) throw Error(path + ": sigma holds NaN or infinite values");
+  const double d = static_cast<double>(std::max<int64_t>(s.mu.size(0), 1));
+  const double scale = s.sigma.numel() ? s.sigma.abs().max().item<double>() : 0.0;
+  const double asymmetry = s.sigma.numel() ? (s.sigma - s.sigma.t()).abs().max().item<double>() : 0.0;
+  if (asymmetry > 10 * d * eps * scale)
+    throw Error(path + ": sigma is not symmetric (entries differ from their transpose by up to " +
+                number_text(asymmetry) + "), not a covariance matrix");
+  if (s.sigma.numel() == 0) return;
+  const at::Tensor lambda = at::linalg_eigvalsh((s.sigma + s.sigma.t()) / 2);
+  const double smallest = lambda.min().item<double>(), largest = lambda.abs().max().item<double>();
+  if (smallest < -10 * d * eps * largest)
+    throw Error(path + ": sigma is not positive semi-definite (eigenvalue " + number_text(smallest) +
+                ", the largest is " + number_text(largest) + "), not a covariance matrix");
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------------
@@ -106,8 +133,11 @@ FeatureStatistics statistics_from_arrays(const std::vector<std::pair<std::string
                 " do not form statistics of one feature dimension");
   if (!c10::isFloatingType(s.mu.scalar_type()) || !c10::isFloatingType(s.sigma.scalar_type()))
     throw Error(path + ": mu and sigma must be floating-point arrays");
+  const double eps = s.sigma.scalar_type() == at::kDouble ? std::numeric_limits<double>::epsilon()
+                                                          : std::numeric_limits<float>::epsilon();
   s.mu = s.mu.to(at::kDouble);
   s.sigma = s.sigma.to(at::kDouble);
+  check_statistics(s, path, eps);
   s.source = path;
   return s;
 }
@@ -133,6 +163,9 @@ FrechetResult frechet_distance(const FeatureStatistics& a, const FeatureStatisti
   const at::Tensor diff = mu1 - mu2;
   FrechetResult out;
   out.distance = diff.dot(diff).item<double>() + s1.trace().item<double>() + s2.trace().item<double>() - 2 * tr_covmean;
+  if (!std::isfinite(out.distance))
+    throw Error("Fréchet distance of " + name_of(a, "the first") + " and " + name_of(b, "the second") +
+                " is not finite (statistics with NaN or infinite values?)");
   for (const FeatureStatistics* s : {&a, &b}) {
     if (s->count > 0 && s->count < d && out.warning.empty())
       out.warning = "statistics of " + name_of(*s, "a set") + " come from " + std::to_string(s->count) +

@@ -338,8 +338,14 @@ LoadReport load_state_dict(PixArtMS& model, const StateDict& weights, bool stric
     report.loaded.push_back(name);
     report.loaded_params += dst.numel();
   }
-  for (const auto& [name, tensor] : weights)
-    if (!own.contains(name)) report.unexpected.push_back(name);
+  for (const auto& [name, tensor] : weights) {
+    if (name == "pos_embed") {  // recomputed for every grid
+      report.skipped.push_back(name);
+      report.skipped_params += tensor.numel();
+    } else if (!own.contains(name)) {
+      report.unexpected.push_back(name);
+    }
+  }
   std::vector<std::string> missing;
   for (const std::string& name : report.missing)
     if (name != kNullCaption) missing.push_back(name);
@@ -360,7 +366,7 @@ LoadReport load_state_dict(PixArtMS& model, const StateDict& weights, bool stric
     dst.copy_(weights.at(name));
   }
   for (const std::string& name : report.missing)
-    if (name == kNullCaption) {
+    if (strict && name == kNullCaption) {  // non-strict loads leave missing tensors as they were
       at::Tensor dst = own.at(name);
       dst.zero_();
     }
@@ -446,7 +452,7 @@ LoadReport inherit_lit_t2i_from_pixart(PixArtMS& lit_model, const StateDict& pix
     report.loaded_params += dst.numel();
   }
   for (const auto& [name, tensor] : pixart_weights) {
-    if (is_self_attention_tensor(name)) {
+    if (is_self_attention_tensor(name) || name == "pos_embed") {
       report.skipped.push_back(name);
       report.skipped_params += tensor.numel();
     } else if (!own.contains(name)) {

@@ -56,7 +56,8 @@ PixArtConfig infer_pixart_config(const StateDict& tensors, int64_t pos_embed_tok
 PixArtConfig pixart_config_from_official_kwargs(const std::string& text, const std::string& what);
 
 // Copies tensors into the model by name (dtype/device converted). Shapes must match. strict: every model
-// tensor present (y_embedder.y_embedding excepted: see above) and every checkpoint tensor used.
+// tensor present (y_embedder.y_embedding excepted: zeroed, see above) and every checkpoint tensor used (a pos_embed is
+// reported as skipped).
 LoadReport load_state_dict(PixArtMS& model, const StateDict& weights, bool strict = true);
 
 struct PixArtLoadOptions {
@@ -83,7 +84,7 @@ LoadedPixArt load_pixart(const std::string& path, const PixArtLoadOptions& optio
 // ---------------------------------------------------------------------------------------------------------
 // Weight inheritance PixArt-Σ -> LiT-T2I, as DiT -> LiT (model/backbone/model_io.h): every tensor but
 // blocks.*.attn.* loaded, each block's self-attention freshly initialised (the backbone's reset_parameters),
-// the checkpoint's attention skipped; anything else missing, unexpected or of another shape throws lit::Error.
+// the checkpoint's attention (and a pos_embed) skipped; anything else missing, unexpected or of another shape throws lit::Error.
 // ---------------------------------------------------------------------------------------------------------
 LoadReport inherit_lit_t2i_from_pixart(PixArtMS& lit_model, const StateDict& pixart_weights);
 LoadedPixArt load_lit_t2i_from_pixart(const std::string& pixart_path, const PixArtConfig& lit_config,

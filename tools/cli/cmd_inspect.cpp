@@ -10,6 +10,7 @@
 
 #include "tools/cli/commands.h"
 #include "tools/cli/inspect_image.h"
+#include "common/printable.h"
 #include "weights/checkpoint.h"
 #include "weights/image_io.h"
 #include "weights/safetensors.h"
@@ -43,21 +44,22 @@ void inspect(const InspectOptions& opt) {
   std::map<std::string, size_t> dtypes;
   for (const auto& t : info.tensors) dtypes[safetensors_dtype_name(t.dtype)]++;
 
-  std::cout << "file        " << opt.path << "\n";
+  // Everything that comes from the file is printed through printable(): escaped, never obeyed by the terminal.
+  std::cout << "file        " << printable(opt.path) << "\n";
   std::cout << "format      " << checkpoint_format_name(info.format) << "\n";
   if (!info.weights_key.empty()) {
     std::string keys;
-    for (const auto& k : info.top_level_keys) keys += (keys.empty() ? "" : ", ") + k;
-    std::cout << "weights     '" << info.weights_key << "' of a training checkpoint (top-level keys: " << keys << ")\n";
+    for (const auto& k : info.top_level_keys) keys += (keys.empty() ? "" : ", ") + printable(k);
+    std::cout << "weights     '" << printable(info.weights_key) << "' of a training checkpoint (top-level keys: " << keys << ")\n";
   }
   if (config.empty()) {
     std::cout << "config      (none: give one with `lit convert --config`)\n";
   } else {
-    std::cout << "config      " << nlohmann::ordered_json::parse(config).dump() << "  (from "
-              << (config_source == "metadata" ? std::string("the file's metadata") : config_source) << ")\n";
+    std::cout << "config      " << printable(nlohmann::ordered_json::parse(config).dump()) << "  (from "
+              << (config_source == "metadata" ? std::string("the file's metadata") : printable(config_source)) << ")\n";
   }
   for (const auto& [k, v] : info.metadata)
-    if (k != "config") std::cout << "metadata    " << k << " = " << v << "\n";
+    if (k != "config") std::cout << "metadata    " << printable(k) << " = " << printable(v) << "\n";
   std::cout << "tensors     " << info.tensors.size() << "\n";
   std::cout << "parameters  " << thousands(parameter_count(info.tensors)) << "\n";
   std::cout << "dtypes     ";
@@ -67,7 +69,7 @@ void inspect(const InspectOptions& opt) {
   std::cout << "first " << n << " tensors:\n";
   for (int i = 0; i < n; ++i) {
     const auto& t = info.tensors[static_cast<size_t>(i)];
-    std::printf("  %-44s %-6s %s\n", t.name.c_str(), safetensors_dtype_name(t.dtype).c_str(),
+    std::printf("  %-44s %-6s %s\n", printable(t.name).c_str(), safetensors_dtype_name(t.dtype).c_str(),
                 shape_string(t.shape).c_str());
   }
   std::fflush(stdout);

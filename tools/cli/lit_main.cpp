@@ -10,6 +10,9 @@
 #include "kernels/runtime/torch_compat.h"
 #include "tools/cli/commands.h"
 #include "common/error.h"
+#include "common/input_limits.h"
+#include "common/printable.h"
+#include "weights/finite_check.h"
 
 namespace {
 
@@ -30,6 +33,20 @@ int main(int argc, char** argv) {
       [](const CLI::App*, const CLI::Error& e) { return std::string("lit: error: ") + e.what() + " (see --help)\n"; });
   app.set_version_flag("--version", std::string("lit ") + LIT_VERSION + " (LibTorch " + lit::compat::torch_version() +
                                         "; " + lit::kernels::cuda_summary() + ")");
+  // Limits on hostile input (docs: hardening): given before the command, e.g. `lit --max-image-pixels 4e8` is
+  // refused, `lit --max-image-pixels 400000000 vae encode big.png`.
+  app.add_option_function<std::string>(
+      "--max-image-pixels",
+      [](const std::string& text) {
+        lit::InputLimits limits = lit::input_limits();
+        limits.max_image_pixels = lit::parse_pixel_limit(text, "--max-image-pixels");
+        lit::set_input_limits(limits);
+      },
+      "largest image (width x height) any command decodes; default 67108864 (8192 x 8192), or "
+      "LIT_MAX_IMAGE_PIXELS");
+  app.add_flag_callback(
+      "--allow-non-finite-weights", [] { lit::allow_non_finite_weights(true); },
+      "load checkpoints whose weights hold NaN or infinite values (refused by default)");
   lit::cli::add_inspect_command(app);
   lit::cli::add_convert_command(app);
   lit::cli::add_train_command(app);
@@ -47,13 +64,17 @@ int main(int argc, char** argv) {
   } catch (const lit::cli::ExitStatus& e) {
     return e.code;
   } catch (const lit::Error& e) {
-    std::cerr << "lit: error: " << e.what() << "\n";
+    // Messages quote file contents (tensor names, metadata): printed escaped, never obeyed by the terminal.
+    std::cerr << "lit: error: " << lit::printable(e.what()) << "\n";
     return 1;
   } catch (const c10::Error& e) {
-    std::cerr << "lit: error: " << first_line(e.what_without_backtrace()) << "\n";
+    std::cerr << "lit: error: " << lit::printable(first_line(e.what_without_backtrace())) << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "lit: error: out of memory (the input asks for more memory than this machine grants)\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "lit: error: " << first_line(e.what()) << "\n";
+    std::cerr << "lit: error: " << lit::printable(first_line(e.what())) << "\n";
     return 1;
   }
   return 0;
