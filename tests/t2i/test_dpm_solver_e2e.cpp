@@ -107,11 +107,13 @@ TEST(DpmSolverVP, BadOptions) {
   TextCondition c;
   c.caption = e2e("caption_embs");
   c.scale = 4.5;
-  EXPECT_NE(test::error_of([&] {
-              text_guided_noise_fn(
-                  zero ? TextConditionalFn([](auto& x, auto&, auto&, auto&) { return x; }) : TextConditionalFn(), c);
-            }).find("null caption"),
+  const TextConditionalFn identity = [](const at::Tensor& x, const at::Tensor&, const at::Tensor&, const at::Tensor&) {
+    return x;
+  };
+  EXPECT_NE(test::error_of([&] { text_guided_noise_fn(identity, c); }).find("needs the null caption"),
             std::string::npos);
+  c.null_caption = e2e("null_y").narrow(2, 0, 20);
+  EXPECT_NE(test::error_of([&] { text_guided_noise_fn(identity, c); }).find("captions' shape"), std::string::npos);
 }
 
 }  // namespace
