@@ -158,7 +158,9 @@ TEST(T5Loader, FilesInHalfPrecisionLoadIntoTheChosenDtype) {
   });
   EXPECT_EQ(shared.scalar_type(), at::kFloat);
   for (const auto& [name, t] : half) {
-    if (name == "shared.weight") EXPECT_TRUE(at::equal(shared, t.to(at::kFloat)));
+    if (name == "shared.weight") {
+      EXPECT_TRUE(at::equal(shared, t.to(at::kFloat)));
+    }
   }
 }
 
