@@ -17,6 +17,7 @@
 #include "tests/weights/png_builder.h"
 #include "tests/weights/torch_file_builder.h"
 #include "weights/checkpoint.h"
+#include "weights/finite_check.h"
 #include "weights/image_header.h"
 #include "weights/image_io.h"
 #include "weights/npy.h"
@@ -253,6 +254,26 @@ TEST(HostileInputs, ImageHeadersAreSniffedForEveryFormat) {
   write_bytes(path, "GIF89a and more");
   EXPECT_EQ(error_of([&] { read_image(path); }),
             path + ": not a PNG, JPEG, WebP or BMP image (or its header is damaged)");
+}
+
+// --- NaN / Inf weights ----------------------------------------------------------------------------------------
+
+TEST(HostileInputs, NonFiniteWeightsAreNamed) {
+  StateDict weights;
+  weights.insert("fine", at::ones({4}));
+  weights.insert("labels", at::arange(4));
+  at::Tensor broken = at::ones({8}, at::kHalf);
+  broken[1] = NAN;
+  broken[2] = NAN;
+  broken[5] = INFINITY;
+  weights.insert("blocks.0.attn.qkv.weight", broken);
+  EXPECT_EQ(error_of([&] { check_finite_weights(weights, "ckpt.safetensors"); }),
+            "ckpt.safetensors: tensor 'blocks.0.attn.qkv.weight' holds 2 NaN and 1 infinite values of 8 (broken "
+            "weights; --allow-non-finite-weights or LIT_ALLOW_NON_FINITE_WEIGHTS=1 loads them anyway)");
+  StateDict good;
+  good.insert("fine", at::ones({4}));
+  EXPECT_NO_THROW(check_finite_weights(good, "x"));
+  EXPECT_FALSE(non_finite_weights_allowed());
 }
 
 }  // namespace

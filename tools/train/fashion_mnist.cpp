@@ -4,25 +4,38 @@
 
 #include <vector>
 
-#include "model/backbone/builtin_model.h"
 #include "common/error.h"
+#include "common/input_file.h"
+#include "model/backbone/builtin_model.h"
 
 namespace lit::train {
 namespace {
 
-// The whole decompressed file.
-std::vector<uint8_t> read_gz(const std::string& path) {
+// The whole decompressed file, refused as soon as it inflates past max_bytes (a gzip bomb stops there, not
+// at std::bad_alloc): Fashion-MNIST's largest file, the 60,000 training images, is 47,040,016 bytes.
+std::vector<uint8_t> read_gz(const std::string& path, size_t max_bytes) {
+  check_input_file(path);  // regular files only: gzopen would block on a FIFO
   gzFile f = gzopen(path.c_str(), "rb");
   if (!f) throw Error(path + ": cannot open (is dataset-fashion-mnist installed, or --data pointing at it?)");
   std::vector<uint8_t> out;
   uint8_t buf[1 << 16];
   int n;
-  while ((n = gzread(f, buf, sizeof buf)) > 0) out.insert(out.end(), buf, buf + n);
+  while ((n = gzread(f, buf, sizeof buf)) > 0) {
+    if (out.size() + static_cast<size_t>(n) > max_bytes) {
+      gzclose(f);
+      throw Error(path + ": inflates to more than " + std::to_string(max_bytes) +
+                  " bytes, more than a Fashion-MNIST IDX file holds");
+    }
+    out.insert(out.end(), buf, buf + n);
+  }
   const bool failed = n < 0;
   gzclose(f);
   if (failed) throw Error(path + ": corrupt gzip data");
   return out;
 }
+
+// Fashion-MNIST's splits hold at most 60,000 examples; a little room above that for a larger IDX set.
+constexpr size_t kMaxExamples = 100000;
 
 uint32_t big_endian32(const std::vector<uint8_t>& b, size_t at) {
   return (uint32_t{b[at]} << 24) | (uint32_t{b[at + 1]} << 16) | (uint32_t{b[at + 2]} << 8) | b[at + 3];
@@ -64,7 +77,8 @@ std::shared_ptr<TrainingData> load_fashion_mnist(const std::string& dir, const s
   if (split != "train" && split != "t10k") throw Error("Fashion-MNIST: unknown split '" + split + "'");
   const std::string images_path = dir + "/" + split + "-images-idx3-ubyte.gz";
   const std::string labels_path = dir + "/" + split + "-labels-idx1-ubyte.gz";
-  std::vector<uint8_t> images = read_gz(images_path), labels = read_gz(labels_path);
+  std::vector<uint8_t> images = read_gz(images_path, 16 + kMaxExamples * 784),
+                       labels = read_gz(labels_path, 8 + kMaxExamples);
   if (images.size() < 16 || big_endian32(images, 0) != 0x803 || big_endian32(images, 8) != 28 ||
       big_endian32(images, 12) != 28)
     throw Error(images_path + ": not an IDX file of 28x28 images");
