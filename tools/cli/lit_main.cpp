@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
   lit::cli::add_fid_command(app);
   lit::cli::add_train_classifier_command(app);
   lit::cli::add_vae_command(app);
+  lit::cli::add_merge_npz_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
