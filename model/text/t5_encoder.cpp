@@ -195,9 +195,11 @@ at::Tensor T5EncoderModel::forward(const at::Tensor& input_ids, const at::Tensor
   if (input_ids.dim() != 2) throw Error("T5 encoder: input_ids must be (batch, length)");
   if (attention_mask.defined() && attention_mask.sizes() != input_ids.sizes())
     throw Error("T5 encoder: attention_mask must have the shape of input_ids");
-  const at::Tensor ids = input_ids.to(device(), at::kLong);
-  if (ids.numel() > 0 && (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= config_.vocab_size))
+  // Checked where it costs no device synchronisation (the tokenizer's ids are on the CPU).
+  if (input_ids.device().is_cpu() && input_ids.numel() > 0 &&
+      (input_ids.min().item<int64_t>() < 0 || input_ids.max().item<int64_t>() >= config_.vocab_size))
     throw Error("T5 encoder: a token id is outside the vocabulary of " + std::to_string(config_.vocab_size));
+  const at::Tensor ids = input_ids.to(device(), at::kLong);
   at::Tensor hidden_states = at::embedding(shared_, ids);
   const at::Tensor bias = position_bias(ids.size(1), attention_mask);
   for (const T5Block& block : blocks_) hidden_states = block.forward(hidden_states, bias);

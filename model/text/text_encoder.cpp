@@ -40,7 +40,7 @@ TextEmbeddings TextEncoder::encode(const std::vector<std::string>& prompts, Enco
   at::NoGradGuard no_grad;
   const int64_t L = options_.max_length;
   const int64_t n = length == EncodeLength::kFull ? L : *std::max_element(tokens.lengths.begin(), tokens.lengths.end());
-  const at::Tensor hidden = model_.forward(out.input_ids.narrow(1, 0, n), out.attention_mask.narrow(1, 0, n));
+  const at::Tensor hidden = model_.forward(tokens.input_ids.narrow(1, 0, n), tokens.attention_mask.narrow(1, 0, n));
   if (n == L) {
     out.embeddings = hidden.to(at::kFloat);
   } else {

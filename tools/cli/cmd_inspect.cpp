@@ -10,6 +10,7 @@
 
 #include "tools/cli/commands.h"
 #include "tools/cli/inspect_image.h"
+#include "tools/cli/inspect_t5.h"
 #include "common/printable.h"
 #include "weights/checkpoint.h"
 #include "weights/image_io.h"
@@ -38,6 +39,7 @@ struct InspectOptions {
 
 void inspect(const InspectOptions& opt) {
   if (looks_like_png(opt.path)) return inspect_png(opt.path);  // generated images: their parameters
+  if (looks_like_t5_folder(opt.path)) return inspect_t5_folder(opt.path);  // a T5 text encoder folder
   const CheckpointInfo info = read_checkpoint_info(opt.path, opt.use_weights);
   std::string config_source;
   const std::string config = checkpoint_config_json(opt.path, info.metadata, &config_source);
