@@ -57,6 +57,18 @@ int main(int argc, char** argv) {
   cli.add_option("-n,--count", start.count, "images per Generate")->check(CLI::Range(1, 1000));
   cli.add_option("--device", start.device, "cpu or cuda");
   cli.add_option("--dtype", start.dtype, "fp32, bf16 or fp16");
+  cli.add_option_function<std::string>(
+         "--attention", [&](const std::string& n) { start.attention = lit::kernels::parse_attention_impl(n); },
+         "linear attention: auto, composed or reference")
+      ->check(CLI::IsMember(lit::kernels::attention_impl_names()));
+  cli.add_option_function<std::string>(
+         "--precision-path", [&](const std::string& n) { start.precision = lit::kernels::parse_precision_path(n); },
+         "bf16/fp16 on CUDA: fused or plain")
+      ->check(CLI::IsMember(lit::kernels::precision_path_names()));
+  cli.add_option_function<std::string>(
+         "--clamp-x0", [&](const std::string& n) { start.clamp_x0 = lit::parse_clamp_x0(n); },
+         "clamp x_0 predictions: auto, on or off")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
   cli.add_flag("--autorun", start.autorun, "generate once as soon as the model is loaded");
   cli.add_option("--screenshot", win.screenshot, "save the window to this PNG and exit (after --autorun finished)");
   cli.add_option("--frames", win.frames, "frames to render before the screenshot")->check(CLI::PositiveNumber);
@@ -88,8 +100,7 @@ int main(int argc, char** argv) {
   ImGui::StyleColorsDark();
   ImGui_ImplGlfw_InitForOpenGL(window, true);
   ImGui_ImplOpenGL3_Init("#version 330");
-  lit::kernels::use_exact_float32();
-  lit::kernels::tune_cpu_allocator();
+  lit::kernels::tune_cpu_allocator();  // exact float32: the pipeline's execution option (pipeline/session.h)
 
   int rc = 0;
   {

@@ -10,8 +10,12 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "model/backbone/builtin_model.h"
 #include "common/error.h"
+#include "common/format.h"
+#include "kernels/execution.h"
+#include "kernels/runtime/cuda_support.h"
+#include "model/backbone/builtin_model.h"
+#include "sampler/sampler.h"
 
 namespace fs = std::filesystem;
 
@@ -130,9 +134,13 @@ StudioUI::StudioUI(Generator& generator, const StartOptions& start)
   if (settings_.model_path.empty())
     if (auto builtin = find_builtin_model()) settings_.model_path = *builtin;
   settings_.vae_path = start.vae;
-  if (start.sampler) settings_.sampler = canonical_sampler(*start.sampler).value_or(*start.sampler);
+  if (start.sampler) settings_.sampler = canonical_sampler_name(*start.sampler).value_or(*start.sampler);
   if (start.device) settings_.device = *start.device;
-  if (start.dtype) settings_.dtype = canonical_dtype(*start.dtype).value_or(*start.dtype);
+  if (start.dtype)
+    settings_.dtype = dtype_from_name(*start.dtype) ? dtype_name(*dtype_from_name(*start.dtype)) : *start.dtype;
+  if (start.attention) settings_.execution.attention = *start.attention;
+  if (start.precision) settings_.execution.precision = *start.precision;
+  if (start.clamp_x0) settings_.clamp_x0 = *start.clamp_x0;
   if (start.steps) settings_.steps = *start.steps;
   if (start.count) settings_.batch_count = *start.count;
   if (start.cfg_scale) settings_.cfg_scale = *start.cfg_scale;
@@ -413,6 +421,7 @@ void StudioUI::draw_model_panel() {
   ImGui::TextColored(kDimColour, "%lld classes (%s)%s", static_cast<long long>(m.num_classes), m.classes.source.c_str(),
                      m.has_null_class ? " + unconditional" : "");
   ImGui::TextColored(kDimColour, "%s", m.pixel_model() ? "pixel space, no VAE" : ("VAE: " + m.vae_summary).c_str());
+  ImGui::TextColored(kDimColour, "%s", kernels::describe(m.execution).c_str());
 }
 
 // The conditioning the loaded model takes. Class-conditional models: a class or none. A text-conditioned
@@ -489,6 +498,11 @@ void StudioUI::draw_settings_panel() {
   ImGui::Checkbox("guide all channels", &s.cfg_all_channels);
   if (ImGui::IsItemHovered())
     ImGui::SetTooltip("off: DiT's guidance of the first 3 channels (its published samples)\non: all channels");
+  std::string clamp = clamp_x0_name(s.clamp_x0);
+  if (combo("clamp x0", clamp, {"auto", "on", "off"})) s.clamp_x0 = parse_clamp_x0(clamp);
+  if (ImGui::IsItemHovered())
+    ImGui::SetTooltip(
+        "clamp each predicted image to [-1, 1] while sampling\nauto: on for pixel-space models, off for latents");
   ImGui::BeginDisabled(s.random_seed);
   ImGui::InputScalar("seed", ImGuiDataType_U64, &s.seed);
   ImGui::EndDisabled();
@@ -503,8 +517,20 @@ void StudioUI::draw_settings_panel() {
   if (ImGui::InputInt("batch count", &count)) s.batch_count = std::clamp(count, 1, 1000);
   const bool busy = gen_.busy();
   ImGui::BeginDisabled(busy);
-  combo("device", s.device, available_devices());
+  combo("device", s.device, kernels::available_devices());
   combo("precision", s.dtype, dtype_names());
+  std::string attention = kernels::attention_impl_name(s.execution.attention);
+  if (combo("attention", attention, kernels::attention_impl_names()))
+    s.execution.attention = kernels::parse_attention_impl(attention);
+  if (ImGui::IsItemHovered())
+    ImGui::SetTooltip(
+        "linear attention: auto (fused CUDA kernels for bf16/fp16, composed on the CPU),\n"
+        "composed (a few matrix products per head), reference (ATen)");
+  std::string path = kernels::precision_path_name(s.execution.precision);
+  if (combo("kernels", path, kernels::precision_path_names()))
+    s.execution.precision = kernels::parse_precision_path(path);
+  if (ImGui::IsItemHovered())
+    ImGui::SetTooltip("bf16/fp16 on CUDA: fused inference kernels, or plain ATen operators as in training");
   ImGui::EndDisabled();
   int every = static_cast<int>(s.preview_every);
   if (ImGui::InputInt("preview every", &every)) s.preview_every = std::clamp(every, 0, 1000);

@@ -20,6 +20,9 @@ struct StartOptions {
   std::string class_arg;  // --class: an id or name, resolved once the model is loaded
   bool unconditional = false;
   std::optional<std::string> sampler, device, dtype;
+  std::optional<kernels::AttentionImpl> attention;
+  std::optional<kernels::PrecisionPath> precision;
+  std::optional<ClampX0> clamp_x0;
   std::optional<int64_t> steps, count;
   std::optional<double> cfg_scale;
   std::optional<uint64_t> seed;

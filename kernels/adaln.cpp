@@ -21,16 +21,18 @@ constexpr double kEps = 1e-6;  // DiT's LayerNorm eps
 
 }  // namespace
 
-at::Tensor layer_norm_modulate_reference(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {
+at::Tensor layer_norm_modulate_reference(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale,
+                                         Pass pass) {
   check_modulate_shapes("layer_norm_modulate", x, shift, scale);
-  return modulate(at::layer_norm(x, {x.size(-1)}, {}, {}, kEps), shift, scale);
+  return modulate(at::layer_norm(x, {x.size(-1)}, {}, {}, kEps), shift, scale, pass);
 }
 
-bool half_precision_cuda_inference(const at::Tensor& x) {
+bool half_precision_cuda_inference(const at::Tensor& x, Pass pass) {
 #ifdef LIT_WITH_CUDA
-  return x.is_cuda() && is_half_type(x.scalar_type()) && !at::GradMode::is_enabled() && !training_path_forced();
+  return pass == Pass::Inference && x.is_cuda() && is_half_type(x.scalar_type()) && !at::GradMode::is_enabled();
 #else
   (void)x;
+  (void)pass;
   return false;
 #endif
 }
@@ -70,21 +72,21 @@ at::Tensor layer_norm_modulate_cuda(const at::Tensor& x_in, const at::Tensor& sh
   return out;
 }
 
-at::Tensor layer_norm_modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {
+at::Tensor layer_norm_modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale, Pass pass) {
   check_modulate_shapes("layer_norm_modulate", x, shift, scale);
-  // The kernel has no backward: with gradients recorded the reference's ATen ops run.
-  if (x.is_cuda() && is_half_type(x.scalar_type()) && x.is_contiguous() && !records_grad({x, shift, scale}) &&
-      kernel_fits(x, rows_of(shift), rows_of(scale)))
+  // The kernel has no backward: on a training pass, or with gradients recorded, the reference's ATen ops run.
+  if (pass == Pass::Inference && x.is_cuda() && is_half_type(x.scalar_type()) && x.is_contiguous() &&
+      !records_grad({x, shift, scale}) && kernel_fits(x, rows_of(shift), rows_of(scale)))
     return layer_norm_modulate_cuda(x, shift, scale);
-  return layer_norm_modulate_reference(x, shift, scale);
+  return layer_norm_modulate_reference(x, shift, scale, pass);
 }
 #else
 at::Tensor layer_norm_modulate_cuda(const at::Tensor&, const at::Tensor&, const at::Tensor&) {
   TORCH_CHECK(false, "layer_norm_modulate_cuda: this build has no CUDA kernels (configure with LIT_CUDA=ON)");
 }
 
-at::Tensor layer_norm_modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {
-  return layer_norm_modulate_reference(x, shift, scale);
+at::Tensor layer_norm_modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale, Pass pass) {
+  return layer_norm_modulate_reference(x, shift, scale, pass);
 }
 #endif
 

@@ -2,11 +2,10 @@
 
 #include <ATen/core/grad_mode.h>
 
-#include <atomic>
 #include <cmath>
 
-#include "kernels/runtime/cuda_support.h"
 #include "kernels/linear_attention_parts.h"
+#include "kernels/runtime/cuda_support.h"
 
 #ifdef LIT_WITH_CUDA
 #include <c10/cuda/CUDAGuard.h>
@@ -427,34 +426,23 @@ bool fused_applies(const at::Tensor&, const at::Tensor&, const at::Tensor&) {
 }  // namespace
 #endif
 
-namespace {
-std::atomic<AttentionImpl> g_attention_impl{AttentionImpl::Auto};
-}  // namespace
-
-void set_attention_impl(AttentionImpl impl) {
-  g_attention_impl.store(impl);
-}
-
-AttentionImpl attention_impl() {
-  return g_attention_impl.load();
-}
-
 at::Tensor linear_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
-                            const at::Tensor& dwc_weight, const at::Tensor& dwc_bias, int64_t grid_h, int64_t grid_w) {
+                            const at::Tensor& dwc_weight, const at::Tensor& dwc_bias, int64_t grid_h, int64_t grid_w,
+                            AttentionImpl impl, Pass pass) {
   check_arguments(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
-  const AttentionImpl impl = attention_impl();
   if (impl == AttentionImpl::Reference)
     return linear_attention_reference(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
   if (impl == AttentionImpl::Composed)
-    return linear_attention_composed(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
+    return linear_attention_composed(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w, ComposedForm::Auto, pass);
   if (fused_applies(q, k, v)) {
-    if (!records_grad({q, k, v, dwc_weight, dwc_bias}))
+    if (pass == Pass::Inference && !records_grad({q, k, v, dwc_weight, dwc_bias}))
       return linear_attention_cuda(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
     // Training: the attention's own backward kernels, the convolution through ATen's autograd.
     return linear_attention_core_cuda(q, k, v, heads) +
            depthwise_conv_reference(v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
   }
-  if (q.device().is_cpu()) return linear_attention_composed(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
+  if (q.device().is_cpu())
+    return linear_attention_composed(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w, ComposedForm::Auto, pass);
   return linear_attention_reference(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
 }
 

@@ -12,7 +12,8 @@
 // One entry point, linear_attention(): on CUDA tensors of bf16 or fp16 (when this build has CUDA kernels) the
 // fused kernels of linear_attention_cuda.cu, with a fused backward when gradients are recorded; on the CPU the
 // composed form (linear_attention_composed(): a few BLAS products per head, within 1e-6 of the reference in
-// float32, and faster, for inference and training); the ATen reference everywhere else. See AttentionImpl.
+// float32, and faster, for inference and training); the ATen reference everywhere else. The caller chooses
+// the implementation (kernels/execution.h AttentionImpl) and says what the call is (Pass).
 //
 // The fused path computes, per (batch, head), with Q = phi(q), K = phi(k) and float32 accumulation:
 //   state S = K^T V / N (d x d, float32), m = sum_n K_n / N (d, float32)        one reduction over tokens
@@ -30,22 +31,18 @@
 
 #include <cstdint>
 
+#include "kernels/execution.h"
+
 namespace lit::kernels {
 
 // q, k, v: (B, N, D), already projected (k and v may be views into one kv tensor). dwc_weight (d, 1, k, k),
 // dwc_bias (d), with d = D / heads. grid_h * grid_w == N, tokens in row-major order. Returns (B, N, D).
+// impl: which implementation (AttentionImpl::Auto: the fused kernels, forward or forward and backward, for
+// CUDA bf16/fp16; the composed form on the CPU; the reference otherwise). pass: a training pass takes the
+// operators whose backward exists even when nothing is recorded (activation checkpointing's first forward).
 at::Tensor linear_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
-                            const at::Tensor& dwc_weight, const at::Tensor& dwc_bias, int64_t grid_h, int64_t grid_w);
-
-// Which implementation linear_attention() takes, process-wide (`--attention` of lit generate, train, distill
-// and bench forward):
-//   Auto       the fused kernels (forward, or forward and backward) for CUDA bf16/fp16; the composed form on
-//              the CPU (inference and training); the reference otherwise
-//   Composed   linear_attention_composed() everywhere, training included
-//   Reference  linear_attention_reference() everywhere
-enum class AttentionImpl { Auto, Composed, Reference };
-void set_attention_impl(AttentionImpl impl);
-AttentionImpl attention_impl();
+                            const at::Tensor& dwc_weight, const at::Tensor& dwc_bias, int64_t grid_h, int64_t grid_w,
+                            AttentionImpl impl = AttentionImpl::Auto, Pass pass = Pass::Inference);
 
 // The reference, in the order of operations of the PyTorch module (float32 matches it to ~1e-7).
 at::Tensor linear_attention_reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
@@ -74,9 +71,11 @@ LinearAttentionGrads linear_attention_core_backward_reference(const at::Tensor& 
 // written into one output and the convolution is added by the token-layout CUDA kernel for CUDA bf16/fp16,
 // by ATen otherwise; with gradients, ATen's convolution and autograd through every step.
 enum class ComposedForm { Auto, Linear, Quadratic };
+// pass: a training pass takes the differentiable form also when nothing is recorded.
 at::Tensor linear_attention_composed(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                                      const at::Tensor& dwc_weight, const at::Tensor& dwc_bias, int64_t grid_h,
-                                     int64_t grid_w, ComposedForm form = ComposedForm::Auto);
+                                     int64_t grid_w, ComposedForm form = ComposedForm::Auto,
+                                     Pass pass = Pass::Inference);
 
 // The CUDA kernels by themselves, for tests and benchmarks (throw when this build has none, or for inputs
 // that are not CUDA bf16/fp16 tensors):

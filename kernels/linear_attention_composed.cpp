@@ -59,14 +59,14 @@ at::Tensor phi(const at::Tensor& x) {
 
 at::Tensor linear_attention_composed(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                                      const at::Tensor& dwc_weight, const at::Tensor& dwc_bias, int64_t grid_h,
-                                     int64_t grid_w, ComposedForm form) {
+                                     int64_t grid_w, ComposedForm form, Pass pass) {
   detail::check_arguments(q, k, v, heads, dwc_weight, dwc_bias, grid_h, grid_w);
   TORCH_CHECK(k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type() && k.device() == q.device() &&
                   v.device() == q.device(),
               "linear_attention_composed: q, k, v must share one dtype and device");
   const int64_t B = q.size(0), N = q.size(1), D = q.size(2), d = D / heads;
   const bool quadratic = form == ComposedForm::Quadratic || (form == ComposedForm::Auto && N < d);
-  const bool training = records_grad({q, k, v, dwc_weight, dwc_bias});
+  const bool training = pass == Pass::Training || records_grad({q, k, v, dwc_weight, dwc_bias});
   // phi once over all heads; each head is then a strided (B, N, d) view (row stride D), which the products
   // read in place.
   const at::Tensor Q = phi(q), K = phi(k);

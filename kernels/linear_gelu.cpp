@@ -30,8 +30,8 @@ bool fused_gelu_is_tanh(at::Device device) {
   return known[key] = to_tanh < 1e-6 && to_erf > 1e-5;
 }
 
-at::Tensor linear_gelu_tanh(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
-  if (!half_precision_cuda_inference(x) || !fused_gelu_is_tanh(x.device())) return reference(x, weight, bias);
+at::Tensor linear_gelu_tanh(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, Pass pass) {
+  if (!half_precision_cuda_inference(x, pass) || !fused_gelu_is_tanh(x.device())) return reference(x, weight, bias);
   const at::Tensor rows = x.reshape({-1, x.size(-1)});
   const at::Tensor h = at::_addmm_activation(bias, rows, weight.t(), 1, 1, /*use_gelu=*/true);
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());

@@ -7,9 +7,12 @@
 
 #include <ATen/ATen.h>
 
+#include "kernels/execution.h"
+
 namespace lit::kernels {
 
-at::Tensor linear_gelu_tanh(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
+at::Tensor linear_gelu_tanh(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                            Pass pass = Pass::Inference);
 
 // Whether _addmm_activation(use_gelu) computes the tanh approximation on this device type (probed once in
 // float32, where the two GELUs differ by ~1e-4 relative).

@@ -47,11 +47,12 @@ at::Tensor modulate_cuda(const at::Tensor& x, const at::Tensor& shift, const at:
   return out;
 }
 
-at::Tensor modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {
-  // The kernel has no backward: with gradients recorded the ATen ops run (autograd differentiates them).
-  if (x.is_cuda() && cuda_element_type(x.scalar_type()) && shift.scalar_type() == x.scalar_type() &&
-      scale.scalar_type() == x.scalar_type() && shift.device() == x.device() && scale.device() == x.device() &&
-      !records_grad({x, shift, scale}))
+at::Tensor modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale, Pass pass) {
+  // The kernel has no backward: on a training pass, or with gradients recorded, the ATen ops run (autograd
+  // differentiates them).
+  if (pass == Pass::Inference && x.is_cuda() && cuda_element_type(x.scalar_type()) &&
+      shift.scalar_type() == x.scalar_type() && scale.scalar_type() == x.scalar_type() &&
+      shift.device() == x.device() && scale.device() == x.device() && !records_grad({x, shift, scale}))
     return modulate_cuda(x, shift, scale, 0);
   return modulate_reference(x, shift, scale);
 }
@@ -60,7 +61,7 @@ at::Tensor modulate_cuda(const at::Tensor&, const at::Tensor&, const at::Tensor&
   TORCH_CHECK(false, "modulate_cuda: this build has no CUDA kernels (configure with LIT_CUDA=ON)");
 }
 
-at::Tensor modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {
+at::Tensor modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale, Pass) {
   return modulate_reference(x, shift, scale);
 }
 #endif

@@ -6,9 +6,11 @@
 
 #include <ATen/ATen.h>
 
+#include "kernels/execution.h"
+
 namespace lit::kernels {
 
-at::Tensor modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale);
+at::Tensor modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale, Pass pass = Pass::Inference);
 
 // The shapes every adaLN operator takes (x (B, N, D), shift and scale (B, D)); throws c10::Error naming `op`.
 void check_modulate_shapes(const char* op, const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale);

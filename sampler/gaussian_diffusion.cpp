@@ -4,17 +4,12 @@
 #include <cmath>
 #include <iterator>
 
-#include "sampler/likelihood.h"
 #include "common/error.h"
+#include "common/format.h"
+#include "sampler/likelihood.h"
 
 namespace lit {
 namespace {
-
-std::string shape_string(const at::Tensor& x) {
-  std::string s = "(";
-  for (int64_t d = 0; d < x.dim(); ++d) s += (d ? ", " : "") + std::to_string(x.size(d));
-  return s + ")";
-}
 
 }  // namespace
 
@@ -60,7 +55,7 @@ void GaussianDiffusion::check_timesteps(const at::Tensor& t, const at::Tensor& x
     throw Error(std::string(what) + ": timesteps must be a 1-D int64 tensor");
   if (x.defined() && (x.dim() < 1 || x.size(0) != t.size(0)))
     throw Error(std::string(what) + ": " + std::to_string(t.size(0)) + " timesteps for a batch of shape " +
-                shape_string(x));
+                shape_string(x.sizes()));
 }
 
 DeviceTableCache& DeviceTableCache::operator=(const DeviceTableCache&) {
@@ -146,7 +141,8 @@ at::Tensor GaussianDiffusion::original_timesteps(const at::Tensor& t) const {
 
 at::Tensor GaussianDiffusion::q_sample(const at::Tensor& x_start, const at::Tensor& t, const at::Tensor& noise) const {
   if (noise.sizes() != x_start.sizes())
-    throw Error("q_sample: noise of shape " + shape_string(noise) + " for data of shape " + shape_string(x_start));
+    throw Error("q_sample: noise of shape " + shape_string(noise.sizes()) + " for data of shape " +
+                shape_string(x_start.sizes()));
   return extract(schedule_.sqrt_alphas_cumprod, t, x_start) * x_start +
          extract(schedule_.sqrt_one_minus_alphas_cumprod, t, x_start) * noise;
 }
@@ -154,7 +150,8 @@ at::Tensor GaussianDiffusion::q_sample(const at::Tensor& x_start, const at::Tens
 PosteriorMeanVariance GaussianDiffusion::q_posterior_mean_variance(const at::Tensor& x_start, const at::Tensor& x_t,
                                                                    const at::Tensor& t) const {
   if (x_start.sizes() != x_t.sizes())
-    throw Error("posterior: x_start of shape " + shape_string(x_start) + " for x_t of shape " + shape_string(x_t));
+    throw Error("posterior: x_start of shape " + shape_string(x_start.sizes()) + " for x_t of shape " +
+                shape_string(x_t.sizes()));
   PosteriorMeanVariance out;
   out.mean =
       extract(schedule_.posterior_mean_coef1, t, x_t) * x_start + extract(schedule_.posterior_mean_coef2, t, x_t) * x_t;
@@ -165,7 +162,7 @@ PosteriorMeanVariance GaussianDiffusion::q_posterior_mean_variance(const at::Ten
 
 std::pair<at::Tensor, at::Tensor> GaussianDiffusion::split_output(const at::Tensor& model_output, const at::Tensor& x,
                                                                   const char* what) const {
-  if (x.dim() < 2) throw Error(std::string(what) + ": x_t must be (B, C, ...), got " + shape_string(x));
+  if (x.dim() < 2) throw Error(std::string(what) + ": x_t must be (B, C, ...), got " + shape_string(x.sizes()));
   const int64_t channels = x.size(1);
   const bool learned = variance_ == VarianceType::LearnedRange;
   bool ok = model_output.dim() == x.dim() && model_output.size(0) == x.size(0);
@@ -173,9 +170,9 @@ std::pair<at::Tensor, at::Tensor> GaussianDiffusion::split_output(const at::Tens
   const int64_t c_out = ok ? model_output.size(1) : -1;
   ok = ok && (c_out == 2 * channels || (!learned && c_out == channels));
   if (!ok)
-    throw Error(std::string(what) + ": model output of shape " + shape_string(model_output) + " for x_t of shape " +
-                shape_string(x) + " (" + variance_type_name(variance_) + " variance needs " +
-                (learned ? "2C" : "C or 2C") + " channels)");
+    throw Error(std::string(what) + ": model output of shape " + shape_string(model_output.sizes()) +
+                " for x_t of shape " + shape_string(x.sizes()) + " (" + variance_type_name(variance_) +
+                " variance needs " + (learned ? "2C" : "C or 2C") + " channels)");
   const at::Tensor out = model_output.to(x.scalar_type());
   const at::Tensor eps = out.narrow(1, 0, channels);
   return {eps, c_out == 2 * channels ? out.narrow(1, channels, channels) : at::Tensor()};

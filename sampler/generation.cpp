@@ -4,8 +4,9 @@
 
 #include <memory>
 
-#include "sampler/noise.h"
 #include "common/error.h"
+#include "common/format.h"
+#include "sampler/noise.h"
 
 namespace lit {
 
@@ -25,7 +26,7 @@ at::Tensor sample_batch(const ClassConditionalFn& forward, const SampleShape& sh
   const int64_t batch = labels.size(0);
   const std::vector<int64_t> full_shape = {batch, shape.channels, shape.height, shape.width};
   if (init_noise.defined() && init_noise.sizes() != at::IntArrayRef(full_shape))
-    throw Error("initial noise has shape " + c10::str(init_noise.sizes()) + ", the model samples " +
+    throw Error("initial noise has shape " + shape_string(init_noise.sizes()) + ", the model samples " +
                 c10::str(at::IntArrayRef(full_shape)));
 
   const at::NoGradGuard no_grad;

@@ -17,8 +17,10 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "sampler/gaussian_diffusion.h"
 #include "sampler/model_fn.h"
@@ -109,7 +111,13 @@ class DPMSolverPP2MSampler : public Sampler {
   bool clip_denoised_;
 };
 
-// By name: "ddpm", "ddim", "dpm++2m" (also "dpmpp2m", "dpm-solver++"). Throws lit::Error naming the choices.
+// The canonical sampler name of any spelling the front ends accept or image tools write: "ddpm", "ddim",
+// "dpm++2m" (also "dpmpp2m", "dpm-solver++", "dpmsolver++", "DPM++ 2M"; any case, spaces ignored), or nothing.
+std::optional<std::string> canonical_sampler_name(const std::string& name);
+// {"ddpm", "ddim", "dpm++2m"}: the canonical names, in the order the front ends offer them.
+const std::vector<std::string>& sampler_names();
+
+// By any name canonical_sampler_name() reads. Throws lit::Error naming the choices.
 std::unique_ptr<Sampler> make_sampler(const std::string& name, const SamplerOptions& options = {});
 
 }  // namespace lit

@@ -10,15 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "weights/checkpoint_format.h"
 #include "weights/state_dict.h"
 
 namespace lit {
 
-enum class CheckpointFormat { Safetensors, TorchZip, TorchLegacy };
-const char* checkpoint_format_name(CheckpointFormat format);  // "safetensors", "torch zip", "torch legacy"
-
-// Sniffs the format from the first bytes; throws lit::Error for an unreadable or unrecognised file.
-CheckpointFormat detect_checkpoint_format(const std::string& path);
 
 struct LoadedCheckpoint {
   CheckpointFormat format = CheckpointFormat::Safetensors;

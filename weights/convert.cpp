@@ -4,14 +4,13 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/format.h"
 #include "common/input_file.h"
 
 namespace lit {
 
 at::ScalarType parse_float_dtype(const std::string& name) {
-  if (name == "fp32" || name == "float32" || name == "float") return at::kFloat;
-  if (name == "fp16" || name == "float16" || name == "half") return at::kHalf;
-  if (name == "bf16" || name == "bfloat16") return at::kBFloat16;
+  if (const auto dtype = dtype_from_name(name)) return *dtype;
   throw Error("unknown dtype '" + name + "' (expected fp32, fp16 or bf16)");
 }
 

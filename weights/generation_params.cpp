@@ -167,15 +167,6 @@ GenerationParams parse_generation_params(const std::string& text) {
   return params;
 }
 
-std::string format_number(double value) {
-  char buf[32];
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof buf, "%.*g", precision, value);
-    if (std::strtod(buf, nullptr) == value) break;
-  }
-  return buf;
-}
-
 std::optional<std::string> find_parameters_text(const std::vector<std::pair<std::string, std::string>>& chunks) {
   for (const auto& [key, text] : chunks)
     if (key == kParametersKeyword) return text;

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/format.h"  // format_number, for the fields' numbers
+
 namespace lit {
 
 // The PNG text keyword the web UI and its readers use.
@@ -48,8 +50,5 @@ GenerationParams parse_generation_params(const std::string& text);
 
 // The first "parameters" text among a PNG's text chunks (PngInfo::text, as (keyword, text) pairs), or nothing.
 std::optional<std::string> find_parameters_text(const std::vector<std::pair<std::string, std::string>>& chunks);
-
-// Decimal text for numbers in fields: "4", "1.5", "0.18215" (shortest form that reads back exactly).
-std::string format_number(double value);
 
 }  // namespace lit

@@ -7,11 +7,11 @@
 #include <cmath>
 #include <new>
 
-#include "model/backbone/builtin_model.h"
-#include "model/backbone/model_io.h"
-#include "model/vae/vae.h"
-#include "sampler/generation.h"
 #include "common/error.h"
+#include "common/format.h"
+#include "model/backbone/builtin_model.h"
+#include "pipeline/session.h"
+#include "sampler/generation.h"
 
 namespace lit::studio {
 
@@ -36,20 +36,7 @@ struct Generator::Job {
   int64_t id = 0;
 };
 
-// What the worker holds between jobs: the model (and VAE) of the last successful load.
-struct Generator::Loaded {
-  std::string model_key, vae_key, device, dtype;  // as asked (model_key empty: the built-in model)
-  DiT model{nullptr};
-  std::optional<AutoencoderKL> vae;
-  ModelInfo info;
-};
-
 namespace {
-
-at::ScalarType dtype_of(const std::string& name) {
-  const std::string n = canonical_dtype(name).value_or("fp32");
-  return n == "bf16" ? at::kBFloat16 : n == "fp16" ? at::kHalf : at::kFloat;
-}
 
 // A cheap RGB view of SD-VAE latents for previews of large latent images, where decoding every few steps
 // would cost more than the sampling: each latent channel's approximate contribution to R, G and B (a linear
@@ -67,7 +54,7 @@ at::Tensor approximate_latent_rgb(const at::Tensor& latents) {
 // ---------------------------------------------------------------------------------------------------------
 // The thread and its queue of one
 // ---------------------------------------------------------------------------------------------------------
-Generator::Generator() {
+Generator::Generator() : session_(std::make_unique<Session>()) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -191,7 +178,7 @@ void Generator::execute(const Job& job) {
   try {
     if (job.kind == Job::Kind::Load) {
       ensure_loaded(job.settings, /*force=*/true);
-      finish(Outcome::Done, "loaded " + loaded_->info.architecture);
+      finish(Outcome::Done, "loaded " + session_->info().architecture);
     } else {
       do_generate(job.settings, job.run_seed);
     }
@@ -211,116 +198,38 @@ void Generator::execute(const Job& job) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Loading
+// Loading and generating: the pipeline's Session (pipeline/session.h); what is here is progress and previews
 // ---------------------------------------------------------------------------------------------------------
 void Generator::ensure_loaded(const Settings& s, bool force) {
-  const std::string dtype = canonical_dtype(s.dtype).value_or(s.dtype);
-  if (!force && loaded_ && loaded_->model_key == s.model_path && loaded_->vae_key == s.vae_path &&
-      loaded_->device == s.device && loaded_->dtype == dtype)
-    return;
   validate_settings(s);
-  const std::string path = s.model_path.empty() ? builtin_model_path() : s.model_path;
-  set_progress([&](Progress& p) {
-    p.phase = Phase::Loading;
-    p.message = "loading " + path;
-  });
-
-  ModelLoadOptions options;
-  options.device = at::Device(s.device);
-  options.dtype = dtype_of(dtype);
-  auto next = std::make_shared<Loaded>();
-  LoadedModel lm = load_model(path, options);
-  const ModelConfig& config = lm.config;
-  next->model = lm.model;
-  next->model_key = s.model_path;
-  next->vae_key = s.vae_path;
-  next->device = s.device;
-  next->dtype = dtype;
-
-  ModelInfo& info = next->info;
-  info.path = path;
-  info.architecture = config.preset_name() == "custom" ? config.summary() : config.preset_name();
-  info.summary = config.summary();
-  info.config_source = lm.config_source;
-  for (const auto& t : lm.model->parameters()) info.parameters += t.numel();
-  info.num_classes = config.num_classes;
-  info.class_conditional = config.num_classes > 0;
-  info.has_null_class = config.has_null_class();
-  info.classes = class_names_for_model(config.num_classes, lm.metadata);
-  info.latent_size = config.input_size;
-  info.channels = config.in_channels;
-  info.image_size = config.input_size;
-  info.device = s.device;
-  info.dtype = dtype;
-  if (!s.vae_path.empty()) {
-    set_progress([&](Progress& p) { p.message = "loading the VAE " + s.vae_path; });
-    VaeLoadOptions vo;
-    vo.device = options.device;
-    vo.dtype = vae_dtype_for(options.dtype);
-    next->vae = load_vae(s.vae_path, vo);
-    check_latent_channels(*next->vae, config.in_channels, info.architecture);
-    info.vae_path = s.vae_path;
-    info.image_size = config.input_size * next->vae->config().downsample_factor();
-    info.vae_summary = std::to_string(next->vae->latent_channels()) + " latent channels, x" +
-                       std::to_string(next->vae->config().downsample_factor()) + ", scaling " +
-                       format_number(next->vae->scaling_factor());
+  const GenerationRequest request = request_of(s, s.seed);
+  if (force || !session_->holds(request)) {
+    const std::string path = s.model_path.empty() ? builtin_model_path() : s.model_path;
+    set_progress([&](Progress& p) {
+      p.phase = Phase::Loading;
+      p.message = "loading " + path + (s.vae_path.empty() ? "" : " and the VAE " + s.vae_path);
+    });
   }
-  loaded_ = next;
+  const ModelInfo info = session_->load(request, force);
   const std::lock_guard<std::mutex> lock(mutex_);
   info_ = info;
 }
 
-// ---------------------------------------------------------------------------------------------------------
-// Generating
-// ---------------------------------------------------------------------------------------------------------
 void Generator::do_generate(const Settings& s, uint64_t run_seed) {
-  validate_settings(s);
   ensure_loaded(s, /*force=*/false);
-  const std::shared_ptr<Loaded> L = loaded_;
-  const ModelInfo& info = L->info;
-  const bool pixel_model = !L->vae;
-  if (pixel_model && info.channels != 1 && info.channels != 3)
-    throw Error("the model works on " + std::to_string(info.channels) +
-                "-channel latents: choose a VAE folder to decode them into images");
-  if (info.class_conditional && s.conditioning.kind == Conditioning::Kind::Class &&
-      (s.conditioning.class_id < 0 || s.conditioning.class_id >= info.num_classes))
-    throw Error("class " + std::to_string(s.conditioning.class_id) + " is not one of the model's " +
-                std::to_string(info.num_classes) + " classes (0.." + std::to_string(info.num_classes - 1) + ")");
-  const int64_t label = info.label_for(s.conditioning);
-  const bool unconditional = label == info.num_classes;
-  if (unconditional && !info.has_null_class)
-    throw Error("the model has no null class (class_dropout_prob 0), so it cannot generate unconditionally");
-  if (!unconditional && s.cfg_scale != 1.0 && !info.has_null_class)
-    throw Error("guidance scale " + format_number(s.cfg_scale) +
-                " needs a model with a null class; this one has none (use 1)");
-
-  SamplingSettings ss;
-  ss.sampler = *canonical_sampler(s.sampler);
-  ss.steps = s.steps;
-  ss.eta = s.eta;
-  ss.learn_sigma = true;
-  ss.clip_denoised = pixel_model;
-  ss.guidance.null_class = info.num_classes;
-  ss.guidance.channels = s.cfg_all_channels ? GuidanceChannels::All : GuidanceChannels::DiT;
-  ss.guidance.scale = unconditional ? 1.0 : s.cfg_scale;
-  DiT model = L->model;
-  ss.learn_sigma = model->config().learn_sigma;
-  const ClassConditionalFn forward = [model](const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) mutable {
-    return model->forward(x, t, y);
-  };
-  const SampleShape shape{info.channels, info.latent_size, info.latent_size};
-  const at::Device device(s.device);
-  const at::Tensor y = at::full({1}, label, at::kLong);
-
-  auto decode = [&](const at::Tensor& x) {
-    if (pixel_model) return x;
-    return L->vae->decode(L->vae->from_model_space(x.to(L->vae->dtype()))).to(at::kFloat);
-  };
+  GenerationRequest request = request_of(s, run_seed);
+  if (!session_->info().class_conditional) request.conditioning = lit::Conditioning{};
+  const GenerationPlan plan = session_->plan(request);
+  const ModelInfo info = session_->info();
+  {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    info_ = info;
+  }
   // Previews: the x_0 prediction as pixels; large latent images through the cheap approximation.
   auto preview_pixels = [&](const at::Tensor& pred_x0) {
-    if (!pixel_model && (info.image_size > 128 && info.channels == 4))
+    if (!info.pixel_model() && info.image_size > 128 && info.channels == 4)
       return to_uint8_nhwc(approximate_latent_rgb(pred_x0))[0];
-    return to_uint8_nhwc(decode(pred_x0))[0];
+    return session_->images(pred_x0)[0];
   };
 
   for (int64_t i = 0; i < s.batch_count; ++i) {
@@ -355,21 +264,20 @@ void Generator::do_generate(const Settings& s, uint64_t run_seed) {
         }
       });
     };
-    const at::Tensor latents = sample_batch(forward, shape, y, run_seed, i, ss, device, control);
-    if (!pixel_model) set_progress([&](Progress& p) { p.phase = Phase::Decoding; });
-    const at::Tensor pixels = to_uint8_nhwc(decode(latents))[0].contiguous();
+    const at::Tensor latents = session_->sample(plan, i, 1, control);
+    if (!info.pixel_model()) set_progress([&](Progress& p) { p.phase = Phase::Decoding; });
 
     GeneratedImage out;
-    out.pixels = pixels;
-    out.params = image_params(s, info, run_seed, i);
+    out.pixels = session_->images(latents)[0].contiguous();
+    out.params = session_->image_params(plan, i);
     out.settings = s;
     out.settings.seed = run_seed + static_cast<uint64_t>(i);
     out.settings.random_seed = false;
     const std::lock_guard<std::mutex> lock(mutex_);
-    finished_.push_back(std::move(out));
     progress_.image = i + 1;
-    progress_.preview = pixels;
+    progress_.preview = out.pixels;
     ++progress_.preview_version;
+    finished_.push_back(std::move(out));
   }
   set_progress([&](Progress& p) {
     p.phase = Phase::Idle;

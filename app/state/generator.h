@@ -1,7 +1,7 @@
-// The worker behind lit-studio: one thread that loads models and generates images, so the window never
-// waits for either. The UI posts a job (load, generate), reads a snapshot of the progress every frame, takes
-// the finished images, and may cancel: the sampler checks the flag before every model call
-// (SamplingControl::cancel), so a generation stops within one step.
+// The worker behind lit-studio: one thread that loads models and generates images through the generation
+// pipeline (pipeline/session.h), so the window never waits for either. The UI posts a job (load, generate), reads a
+// snapshot of the progress every frame, takes the finished images, and may cancel: the sampler checks the flag before
+// every model call (SamplingControl::cancel), so a generation stops within one step.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "app/state/studio_state.h"
+#include "pipeline/session.h"
 
 namespace lit::studio {
 
@@ -76,7 +77,6 @@ class Generator {
 
  private:
   struct Job;
-  struct Loaded;
   void run();
   void execute(const Job& job);
   void ensure_loaded(const Settings& settings, bool force);
@@ -94,7 +94,7 @@ class Generator {
   std::vector<GeneratedImage> finished_;
   std::optional<ModelInfo> info_;
   std::atomic<bool> cancel_{false};
-  std::shared_ptr<Loaded> loaded_;  // touched by the worker thread only
+  std::unique_ptr<Session> session_;  // the pipeline; touched by the worker thread only
   std::thread thread_;
 };
 

@@ -11,9 +11,12 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "kernels/runtime/cuda_support.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/format.h"
+#include "kernels/runtime/cuda_support.h"
+#include "pipeline/parameters.h"
+#include "sampler/sampler.h"
 #include "weights/image_io.h"
 
 namespace fs = std::filesystem;
@@ -26,37 +29,6 @@ std::string lower(std::string s) {
   return s;
 }
 
-// "model.pt" for "/models/model.pt", "sd-vae-ft-ema" for "/vae/sd-vae-ft-ema/".
-std::string file_name(std::string path) {
-  while (path.size() > 1 && path.back() == '/') path.pop_back();
-  return path.empty() ? "" : fs::path(path).lexically_normal().filename().string();
-}
-
-// Whole-string number parsing: nothing when the text is not exactly a number.
-std::optional<int64_t> parse_int(const std::string& text) {
-  if (text.empty()) return std::nullopt;
-  char* end = nullptr;
-  errno = 0;
-  const long long v = std::strtoll(text.c_str(), &end, 10);
-  if (errno || *end) return std::nullopt;
-  return v;
-}
-std::optional<uint64_t> parse_uint(const std::string& text) {
-  if (text.empty() || text[0] == '-') return std::nullopt;
-  char* end = nullptr;
-  errno = 0;
-  const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
-  if (errno || *end) return std::nullopt;
-  return v;
-}
-std::optional<double> parse_double(const std::string& text) {
-  if (text.empty()) return std::nullopt;
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  if (*end || !std::isfinite(v)) return std::nullopt;
-  return v;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------------
@@ -66,29 +38,8 @@ bool Settings::operator==(const Settings& o) const {
   return model_path == o.model_path && vae_path == o.vae_path && conditioning == o.conditioning &&
          sampler == o.sampler && steps == o.steps && eta == o.eta && cfg_scale == o.cfg_scale &&
          cfg_all_channels == o.cfg_all_channels && seed == o.seed && random_seed == o.random_seed &&
-         batch_count == o.batch_count && device == o.device && dtype == o.dtype && preview_every == o.preview_every;
-}
-
-std::vector<std::string> available_devices() {
-  std::vector<std::string> out = {"cpu"};
-  if (kernels::cuda_available()) out.emplace_back("cuda");
-  return out;
-}
-
-std::optional<std::string> canonical_sampler(const std::string& name) {
-  std::string n = lower(name);
-  n.erase(std::remove(n.begin(), n.end(), ' '), n.end());
-  if (n == "ddpm" || n == "ddim") return n;
-  if (n == "dpm++2m" || n == "dpmpp2m" || n == "dpm-solver++" || n == "dpmsolver++") return std::string("dpm++2m");
-  return std::nullopt;
-}
-
-std::optional<std::string> canonical_dtype(const std::string& name) {
-  const std::string n = lower(name);
-  if (n == "fp32" || n == "float32") return std::string("fp32");
-  if (n == "bf16" || n == "bfloat16") return std::string("bf16");
-  if (n == "fp16" || n == "float16") return std::string("fp16");
-  return std::nullopt;
+         batch_count == o.batch_count && device == o.device && dtype == o.dtype && clamp_x0 == o.clamp_x0 &&
+         execution == o.execution && preview_every == o.preview_every;
 }
 
 uint64_t random_seed() {
@@ -103,22 +54,38 @@ uint64_t seed_for_run(Settings& settings) {
   return settings.seed;
 }
 
-void validate_settings(const Settings& s) {
-  if (!canonical_sampler(s.sampler)) throw Error("sampler '" + s.sampler + "': use ddpm, ddim or dpm++2m");
-  if (s.steps < 1 || s.steps > 1000) throw Error("steps must be 1..1000, got " + std::to_string(s.steps));
-  if (!(s.eta >= 0) || !std::isfinite(s.eta)) throw Error("eta must be a number >= 0");
-  if (!(s.cfg_scale >= 0) || !std::isfinite(s.cfg_scale)) throw Error("guidance scale must be a number >= 0");
-  if (s.batch_count < 1 || s.batch_count > 1000)
-    throw Error("batch count must be 1..1000, got " + std::to_string(s.batch_count));
-  if (!canonical_dtype(s.dtype)) throw Error("precision '" + s.dtype + "': use fp32, bf16 or fp16");
-  const auto devices = available_devices();
-  if (std::find(devices.begin(), devices.end(), s.device) == devices.end())
-    throw Error("device '" + s.device + "' is not available here (" + kernels::cuda_summary() + ")");
-  if (s.preview_every < 0) throw Error("preview interval must not be negative");
+GenerationRequest request_of(const Settings& s, uint64_t run_seed) {
+  GenerationRequest r;
+  r.model = s.model_path;
+  r.vae = s.vae_path;
+  r.device = s.device;
+  r.dtype = s.dtype;
+  r.execution = s.execution;
+  r.sampler = s.sampler;
+  r.steps = s.steps;
+  r.eta = s.eta;
+  r.cfg_scale = s.cfg_scale;
+  r.cfg_all_channels = s.cfg_all_channels;
+  r.clamp_x0 = s.clamp_x0;
+  r.seed = run_seed;
+  r.num_images = s.batch_count;
+  if (s.conditioning.kind == Conditioning::Kind::Class) {
+    r.conditioning.kind = lit::Conditioning::Kind::Classes;
+    r.conditioning.classes = {std::to_string(s.conditioning.class_id)};
+  }
+  return r;
 }
 
-int64_t ModelInfo::label_for(const Conditioning& c) const {
-  if (c.kind == Conditioning::Kind::Unconditional || !class_conditional) return num_classes;
+void validate_settings(const Settings& s) {
+  if (s.batch_count < 1 || s.batch_count > 1000)
+    throw Error("batch count must be 1..1000, got " + std::to_string(s.batch_count));
+  if (s.preview_every < 0) throw Error("preview interval must not be negative");
+  GenerationRequest r = request_of(s, s.seed);
+  check_request(r);
+}
+
+int64_t label_for(const ModelInfo& model, const Conditioning& c) {
+  if (c.kind == Conditioning::Kind::Unconditional || !model.class_conditional) return model.num_classes;
   return c.class_id;
 }
 
@@ -126,118 +93,35 @@ int64_t ModelInfo::label_for(const Conditioning& c) const {
 // Parameters text
 // ---------------------------------------------------------------------------------------------------------
 GenerationParams image_params(const Settings& s, const ModelInfo& model, uint64_t run_seed, int64_t index) {
-  // The fields and their order are `lit generate`'s (tools/generate_job.cpp image_params), so that images
-  // from both read the same.
-  GenerationParams p;
-  const int64_t label = model.label_for(s.conditioning);
-  const bool unconditional = label == model.num_classes;
-  p.prompt = unconditional ? "unconditional" : model.classes.names.at(static_cast<size_t>(label));
-  p.set("Steps", std::to_string(s.steps));
-  p.set("Sampler", s.sampler);
-  p.set("CFG scale", unconditional ? "1" : format_number(s.cfg_scale));
-  p.set("Seed", std::to_string(run_seed + static_cast<uint64_t>(index)));
-  p.set("Size", std::to_string(model.image_size) + "x" + std::to_string(model.image_size));
-  p.set("Model", file_name(model.path));
-  p.set("Class", unconditional ? "unconditional" : std::to_string(label));
-  if (!model.vae_path.empty()) p.set("VAE", file_name(model.vae_path));
-  p.set("Guidance channels", s.cfg_all_channels ? "all" : "dit");
-  if (s.sampler == "ddim") p.set("Eta", format_number(s.eta));
-  p.set("Dtype", s.dtype);
-  p.set("Architecture", model.architecture);
-  p.set("Run seed", std::to_string(run_seed));
-  p.set("Image index", std::to_string(index));
-  return p;
+  GenerationRequest r = request_of(s, run_seed);
+  if (const auto name = canonical_sampler_name(r.sampler)) r.sampler = *name;
+  if (const auto dtype = dtype_from_name(r.dtype)) r.dtype = dtype_name(*dtype);
+  return lit::image_params(r, model, label_for(model, s.conditioning), index);
 }
 
 RestoredSettings settings_from_params(const GenerationParams& params, const Settings& base, const ModelInfo* model) {
-  if (params.fields.empty() && params.prompt.empty()) throw Error("the image carries no generation parameters");
-  RestoredSettings r;
-  Settings& s = r.settings;
+  const RestoredRequest restored = request_from_params(params, request_of(base, base.seed), model);
+  const GenerationRequest& r = restored.request;
+  RestoredSettings out;
+  out.notes = restored.notes;
+  Settings& s = out.settings;
   s = base;
-  auto note = [&](const std::string& line) { r.notes.push_back(line); };
-
-  if (auto v = params.get("Steps")) {
-    const auto n = parse_int(*v);
-    if (n && *n >= 1 && *n <= 1000)
-      s.steps = *n;
-    else
-      note("Steps '" + *v + "' is not a step count, kept " + std::to_string(s.steps));
-  }
-  if (auto v = params.get("Sampler")) {
-    if (auto name = canonical_sampler(*v))
-      s.sampler = *name;
-    else
-      note("sampler '" + *v + "' is not one of ddpm, ddim, dpm++2m; kept " + s.sampler);
-  }
-  if (auto v = params.get("CFG scale")) {
-    const auto x = parse_double(*v);
-    if (x && *x >= 0)
-      s.cfg_scale = *x;
-    else
-      note("CFG scale '" + *v + "' is not a number, kept " + format_number(s.cfg_scale));
-  }
-  if (auto v = params.get("Seed")) {
-    if (auto seed = parse_uint(*v)) {
-      s.seed = *seed;
-      s.random_seed = false;
-    } else {
-      note("Seed '" + *v + "' is not a seed");
-    }
-  }
-  if (auto v = params.get("Guidance channels")) {
-    if (*v == "all" || *v == "dit")
-      s.cfg_all_channels = *v == "all";
-    else
-      note("Guidance channels '" + *v + "' is neither dit nor all");
-  }
-  if (auto v = params.get("Eta")) {
-    const auto x = parse_double(*v);
-    if (x && *x >= 0) s.eta = *x;
-  }
-  if (auto v = params.get("Dtype")) {
-    if (auto d = canonical_dtype(*v))
-      s.dtype = *d;
-    else
-      note("precision '" + *v + "' is not fp32, bf16 or fp16");
-  }
-
-  // The class: our "Class" field, else the prompt as a class name or id.
-  const std::optional<std::string> class_field = params.get("Class");
-  const std::string cls = class_field ? *class_field : params.prompt;
-  if (lower(cls) == "unconditional") {
+  s.sampler = r.sampler;
+  s.steps = r.steps;
+  s.eta = r.eta;
+  s.cfg_scale = r.cfg_scale;
+  s.cfg_all_channels = r.cfg_all_channels;
+  s.clamp_x0 = r.clamp_x0;
+  s.dtype = r.dtype;
+  s.seed = r.seed;
+  const bool seed_read =
+      std::none_of(out.notes.begin(), out.notes.end(), [](const std::string& n) { return n.rfind("Seed '", 0) == 0; });
+  if (params.get("Seed") && seed_read) s.random_seed = false;
+  if (r.conditioning.kind == lit::Conditioning::Kind::Unconditional)
     s.conditioning.kind = Conditioning::Kind::Unconditional;
-  } else if (!cls.empty()) {
-    const auto id = parse_int(cls);
-    if (model && model->class_conditional) {
-      try {
-        s.conditioning.class_id = id ? *id : parse_class(cls, model->classes);
-        if (s.conditioning.class_id < 0 || s.conditioning.class_id >= model->num_classes)
-          throw Error("class " + cls + " is not one of the model's " + std::to_string(model->num_classes));
-        s.conditioning.kind = Conditioning::Kind::Class;
-      } catch (const Error& e) {
-        s.conditioning = base.conditioning;
-        note(std::string("class: ") + e.what());
-      }
-    } else if (id && *id >= 0) {
-      s.conditioning = {Conditioning::Kind::Class, *id};
-    } else {
-      note("class '" + cls + "' cannot be read without a class-conditional model");
-    }
-  }
-
-  if (model) {
-    if (auto v = params.get("Size");
-        v && *v != std::to_string(model->image_size) + "x" + std::to_string(model->image_size))
-      note("made at " + *v + ", the loaded model makes " + std::to_string(model->image_size) + "x" +
-           std::to_string(model->image_size));
-    if (auto v = params.get("Model"); v && *v != file_name(model->path))
-      note("made with model " + *v + "; the loaded model is " + file_name(model->path));
-    const auto vae = params.get("VAE");
-    if (vae.value_or("") != file_name(model->vae_path))
-      note("made with VAE '" + vae.value_or("none") + "'; loaded: '" +
-           (model->vae_path.empty() ? "none" : file_name(model->vae_path)) + "'");
-  }
-  return r;
+  else if (r.conditioning.kind == lit::Conditioning::Kind::Classes && r.conditioning.classes.size() == 1)
+    s.conditioning = {Conditioning::Kind::Class, std::stoll(r.conditioning.classes[0])};
+  return out;
 }
 
 GenerationParams read_png_params(const std::string& path) {

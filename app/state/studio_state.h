@@ -1,5 +1,5 @@
-// lit-studio's state, without a window: what the user asks for (Settings), what a loaded model offers
-// (ModelInfo), how settings become the PNG "parameters" text and come back from it, the session's images
+// lit-studio's state, without a window: what the user asks for (Settings, which becomes the pipeline's
+// GenerationRequest), how settings come back from a PNG's "parameters" text, the session's images
 // (History), recent files and directory listings for the file browser. The drawing code (app/studio_ui.cpp)
 // reads and edits these plain structs once per frame; the tests use them without any display.
 #pragma once
@@ -11,7 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "common/format.h"
+#include "kernels/execution.h"
 #include "model/backbone/class_labels.h"
+#include "pipeline/request.h"
+#include "pipeline/session.h"
 #include "weights/generation_params.h"
 
 namespace lit::studio {
@@ -43,64 +47,36 @@ struct Settings {
   int64_t batch_count = 1;   // images per Generate; image i uses seed + i, as `lit generate`
   std::string device = "cpu";
   std::string dtype = "fp32";  // "fp32", "bf16", "fp16"
-  int64_t preview_every = 5;   // steps between previews of the predicted x_0 (0: none)
+  ClampX0 clamp_x0 = ClampX0::Auto;
+  kernels::ExecutionOptions execution;  // attention implementation, precision path
+  int64_t preview_every = 5;            // steps between previews of the predicted x_0 (0: none)
 
   bool operator==(const Settings& o) const;
   bool operator!=(const Settings& o) const { return !(*this == o); }
 };
 
-inline const std::vector<std::string>& sampler_names() {
-  static const std::vector<std::string> names = {"ddpm", "ddim", "dpm++2m"};
-  return names;
-}
-inline const std::vector<std::string>& dtype_names() {
-  static const std::vector<std::string> names = {"fp32", "bf16", "fp16"};
-  return names;
-}
-// "cpu", and "cuda" when this build and machine have a usable GPU.
-std::vector<std::string> available_devices();
-
-// The sampler's canonical name for any spelling `lit generate` accepts or image tools write ("DDIM",
-// "dpmpp2m", "DPM++ 2M"), or nothing.
-std::optional<std::string> canonical_sampler(const std::string& name);
-// "fp32"/"bf16"/"fp16" for those and "float32"/"bfloat16"/"float16", or nothing.
-std::optional<std::string> canonical_dtype(const std::string& name);
+// The choices the panel offers are the pipeline's: sampler_names() (sampler/sampler.h), dtype_names()
+// (common/format.h), kernels::available_devices(), kernels::attention_impl_names().
 
 // A seed for the dice button and for random-seed mode: uniformly random, below 2^32 so it is easy to type.
 uint64_t random_seed();
 // The seed of this Generate: settings.seed, or a new random one (written back) in random-seed mode.
 uint64_t seed_for_run(Settings& settings);
 
-// Throws lit::Error with one line naming the first setting no generation accepts.
+// The pipeline's request for a Generate seeded `run_seed`: settings.batch_count images of the chosen class (or
+// unconditional).
+GenerationRequest request_of(const Settings& settings, uint64_t run_seed);
+
+// Throws lit::Error with one line naming the first setting no generation accepts (the request's checks, and
+// the batch count and preview interval).
 void validate_settings(const Settings& settings);
 
-// ---------------------------------------------------------------------------------------------------------
-// What the loaded model offers
-// ---------------------------------------------------------------------------------------------------------
-struct ModelInfo {
-  std::string path;          // as given
-  std::string architecture;  // "DiT-XL/2", or the config summary for custom architectures
-  std::string summary;       // ModelConfig::summary()
-  std::string config_source;
-  int64_t parameters = 0;
-  int64_t num_classes = 0;
-  bool has_null_class = true;  // can generate unconditionally and use guidance
-  bool class_conditional = true;
-  ClassNames classes;
-  int64_t latent_size = 0;  // the model's input grid
-  int64_t channels = 0;     // its input channels
-  int64_t image_size = 0;   // pixels (latent_size x the VAE's factor)
-  std::string vae_path;     // empty: pixel-space model
-  std::string vae_summary;
-  std::string device, dtype;
-
-  bool pixel_model() const { return vae_path.empty(); }
-  // The class this conditioning stands for, or num_classes (the null class) for unconditional.
-  int64_t label_for(const Conditioning& c) const;
-};
+// What the loaded model offers: the pipeline's ModelInfo (pipeline/session.h). The class a conditioning stands
+// for, or num_classes (the null class) for unconditional and for models without classes.
+int64_t label_for(const ModelInfo& model, const Conditioning& conditioning);
 
 // ---------------------------------------------------------------------------------------------------------
-// Settings <-> the PNG "parameters" text (weights/generation_params.h), with the fields `lit generate` writes
+// Settings <-> the PNG "parameters" text: the pipeline's record (pipeline/parameters.h), as `lit generate` writes it
 // ---------------------------------------------------------------------------------------------------------
 // The parameters of image `index` of a Generate seeded `run_seed`.
 GenerationParams image_params(const Settings& settings, const ModelInfo& model, uint64_t run_seed, int64_t index);

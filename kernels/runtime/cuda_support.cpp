@@ -2,6 +2,9 @@
 
 #include <ATen/Context.h>
 #include <ATen/core/grad_mode.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+
+#include "common/error.h"
 
 #ifdef LIT_WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -26,24 +29,7 @@ void use_exact_float32() {
   context.setBenchmarkCuDNN(false);
 }
 
-namespace {
-thread_local bool t_training_path = false;
-}  // namespace
-
-TrainingPathGuard::TrainingPathGuard() : previous_(t_training_path) {
-  t_training_path = true;
-}
-
-TrainingPathGuard::~TrainingPathGuard() {
-  t_training_path = previous_;
-}
-
-bool training_path_forced() {
-  return t_training_path;
-}
-
 bool records_grad(std::initializer_list<at::Tensor> tensors) {
-  if (t_training_path) return true;
   if (!at::GradMode::is_enabled()) return false;
   for (const at::Tensor& t : tensors)
     if (t.defined() && t.requires_grad()) return true;
@@ -69,6 +55,31 @@ bool is_half_type(at::ScalarType dtype) {
 
 bool cuda_available() {
   return built_with_cuda() && at::hasCUDA();
+}
+
+at::Device parse_device(const std::string& text, const std::string& what) {
+  if (text == "auto") return cuda_available() ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+  at::Device device = at::kCPU;
+  try {
+    device = at::Device(text);
+  } catch (const c10::Error&) {
+    throw Error(what + " '" + text + "' is not a device: use cpu, cuda or cuda:N");
+  }
+  if (device.is_cuda()) {
+    if (!cuda_available()) throw Error(what + " " + text + ": " + cuda_summary());
+    const auto gpus = static_cast<int>(at::detail::getCUDAHooks().getNumGPUs());
+    if (device.has_index() && device.index() >= gpus)
+      throw Error(what + " " + text + ": no such GPU (this machine has " + std::to_string(gpus) + ")");
+  } else if (!device.is_cpu()) {
+    throw Error(what + " '" + text + "': only cpu and cuda are supported");
+  }
+  return device;
+}
+
+std::vector<std::string> available_devices() {
+  std::vector<std::string> out = {"cpu"};
+  if (cuda_available()) out.emplace_back("cuda");
+  return out;
 }
 
 std::string cuda_summary() {

@@ -6,6 +6,7 @@
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
+#include "kernels/execution.h"
 #include "kernels/runtime/cuda_support.h"
 
 #define LIT_TORCH_AT_LEAST(major, minor) \
@@ -15,11 +16,15 @@ namespace lit::compat {
 
 // softmax(q k^T / sqrt(d)) v over (B, heads, N, d) tensors. LibTorch 2.x has a fused operator (flash or
 // memory-efficient attention on CUDA); 1.13 only has the private math kernel, so we spell it out.
-// Training on the CPU takes the spelled-out form on 2.x too: the CPU flash-attention backward has had
-// out-of-bounds writes (pytorch/pytorch#156022), and a DiT training step crashed in it on LibTorch 2.11.
-inline at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+// Training on the CPU (a training pass, or gradients recorded) takes the spelled-out form on 2.x too: the CPU
+// flash-attention backward has had out-of-bounds writes (pytorch/pytorch#156022), and a DiT training step
+// crashed in it on LibTorch 2.11.
+inline at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                               kernels::Pass pass = kernels::Pass::Inference) {
+  (void)pass;
 #if LIT_TORCH_AT_LEAST(2, 0)
-  const bool cpu_backward = q.device().is_cpu() && kernels::records_grad({q, k, v});
+  const bool cpu_backward =
+      q.device().is_cpu() && (pass == kernels::Pass::Training || kernels::records_grad({q, k, v}));
   if (!cpu_backward) return at::scaled_dot_product_attention(q, k, v);
 #endif
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));

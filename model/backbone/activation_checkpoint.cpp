@@ -4,8 +4,9 @@
 
 #include <optional>
 
-#include "kernels/runtime/cuda_support.h"
+#include "kernels/execution.h"
 #include "kernels/runtime/torch_compat.h"
+#include "model/backbone/dit.h"
 
 namespace lit {
 namespace {
@@ -25,8 +26,7 @@ struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
     ctx->saved_data["autocast"] = autocast.enabled;
     ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(autocast.dtype);
     // The operators the recomputation will take (with gradients), not the inference kernels.
-    const kernels::TrainingPathGuard same_path;
-    return block->forward(x, c, grid_h, grid_w);
+    return block->forward(x, c, grid_h, grid_w, kernels::Pass::Training);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -40,7 +40,8 @@ struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
       std::optional<compat::AutocastGuard> autocast;
       if (ctx->saved_data["autocast"].toBool())
         autocast.emplace(x.device().type(), static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()));
-      out = block->forward(x, c, ctx->saved_data["grid_h"].toInt(), ctx->saved_data["grid_w"].toInt());
+      out = block->forward(x, c, ctx->saved_data["grid_h"].toInt(), ctx->saved_data["grid_w"].toInt(),
+                           kernels::Pass::Training);
     }
     // Accumulates into the block's parameters and into the fresh leaves x and c.
     torch::autograd::backward({out}, {grad_outputs[0]});

@@ -6,12 +6,16 @@
 
 #include <ATen/ATen.h>
 
-#include "model/backbone/dit.h"
+#include <cstdint>
 
 namespace lit {
+namespace dit {
+class DiTBlockImpl;  // model/backbone/dit.h
+}  // namespace dit
 
-// block(x, c, grid_h, grid_w) without storing its activations. x and c may require gradients; the block's
-// parameters receive theirs when the backward pass reaches it.
+// block(x, c, grid_h, grid_w) as a training pass (kernels::Pass::Training, in the first forward too, so that
+// it computes what the recomputation with gradients will, bit for bit) without storing its activations. x and c may
+// require gradients; the block's parameters receive theirs when the backward pass reaches it.
 at::Tensor checkpointed_block(dit::DiTBlockImpl& block, const at::Tensor& x, const at::Tensor& c, int64_t grid_h,
                               int64_t grid_w);
 

@@ -1,10 +1,28 @@
 #include "model/backbone/attention.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include "kernels/adaln.h"
 #include "kernels/linear_attention.h"
 #include "kernels/runtime/torch_compat.h"
 
 namespace lit::dit {
+
+kernels::Pass call_pass(const torch::nn::Module& module) {
+  if (at::GradMode::is_enabled())
+    for (const at::Tensor& p : module.parameters())
+      if (p.requires_grad()) return kernels::Pass::Training;
+  return kernels::Pass::Inference;
+}
+
+at::Tensor SelfAttention::forward(const at::Tensor& x, int64_t grid_h, int64_t grid_w) {
+  return forward(x, grid_h, grid_w, call_pass(*this));
+}
+
+void set_execution(torch::nn::Module& root, const kernels::ExecutionOptions& options) {
+  for (const auto& module : root.modules(/*include_self=*/true))
+    if (auto* attention = dynamic_cast<SelfAttention*>(module.get())) attention->set_execution(options);
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // Softmax attention
@@ -15,11 +33,12 @@ SoftmaxAttention::SoftmaxAttention(int64_t dim, int64_t num_heads, const at::Ten
   proj = register_module("proj", Linear(dim, dim, options));
 }
 
-at::Tensor SoftmaxAttention::forward(const at::Tensor& x, int64_t, int64_t) {
+at::Tensor SoftmaxAttention::forward(const at::Tensor& x, int64_t, int64_t, kernels::Pass pass) {
   const int64_t B = x.size(0), N = x.size(1), D = x.size(2), d = D / num_heads;
   // (B, N, 3D) -> (3, B, heads, N, d)
   const at::Tensor qkv_h = qkv(x).reshape({B, N, 3, num_heads, d}).permute({2, 0, 3, 1, 4});
-  const at::Tensor out = compat::scaled_dot_product_attention(qkv_h[0], qkv_h[1], qkv_h[2]);  // (B, heads, N, d)
+  const at::Tensor out =
+      compat::scaled_dot_product_attention(qkv_h[0], qkv_h[1], qkv_h[2], kernel_pass(pass));  // (B, heads, N, d)
   return proj(out.transpose(1, 2).reshape({B, N, D}));
 }
 
@@ -41,18 +60,20 @@ LinearAttention::LinearAttention(int64_t dim, int64_t num_heads, int64_t dwc_ker
   proj = register_module("proj", Linear(dim, dim, options));
 }
 
-at::Tensor LinearAttention::forward(const at::Tensor& x, int64_t grid_h, int64_t grid_w) {
+at::Tensor LinearAttention::forward(const at::Tensor& x, int64_t grid_h, int64_t grid_w, kernels::Pass call) {
   const int64_t D = x.size(2);
-  if (kernels::half_precision_cuda_inference(x)) {
+  const kernels::Pass pass = kernel_pass(call);
+  const kernels::AttentionImpl impl = execution_.attention;
+  if (kernels::half_precision_cuda_inference(x, pass)) {
     // One GEMM for [q | k | v]; the kernels read the three as strided views.
     const auto [weight, bias] = merged_qkv();
     const at::Tensor qkv_out = at::linear(x, weight, bias);
     return proj(kernels::linear_attention(qkv_out.narrow(2, 0, D), qkv_out.narrow(2, D, D), qkv_out.narrow(2, 2 * D, D),
-                                          num_heads, dwc->weight, dwc->bias, grid_h, grid_w));
+                                          num_heads, dwc->weight, dwc->bias, grid_h, grid_w, impl, pass));
   }
   const at::Tensor k_v = kv(x);
   const at::Tensor o = kernels::linear_attention(q(x), k_v.narrow(2, 0, D), k_v.narrow(2, D, D), num_heads, dwc->weight,
-                                                 dwc->bias, grid_h, grid_w);
+                                                 dwc->bias, grid_h, grid_w, impl, pass);
   return proj(o);
 }
 

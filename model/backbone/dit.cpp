@@ -5,10 +5,11 @@
 #include <algorithm>
 #include <sstream>
 
+#include "common/error.h"
+#include "common/format.h"
 #include "kernels/adaln.h"
 #include "kernels/linear_gelu.h"
 #include "model/backbone/activation_checkpoint.h"
-#include "common/error.h"
 
 namespace lit {
 namespace dit {
@@ -21,8 +22,8 @@ namespace {
 
 // x + gate * y, gate (B, D) over the tokens of y (B, N, D): one fused kernel (addcmul) on the half-precision
 // inference path, the two operations of DiT's code everywhere else (float32 keeps its exact rounding).
-at::Tensor add_gated(const at::Tensor& x, const at::Tensor& gate, const at::Tensor& y) {
-  if (kernels::half_precision_cuda_inference(x)) return at::addcmul(x, gate.unsqueeze(1), y);
+at::Tensor add_gated(const at::Tensor& x, const at::Tensor& gate, const at::Tensor& y, kernels::Pass pass) {
+  if (kernels::half_precision_cuda_inference(x, pass)) return at::addcmul(x, gate.unsqueeze(1), y);
   return x + gate.unsqueeze(1) * y;
 }
 
@@ -37,9 +38,9 @@ MlpImpl::MlpImpl(int64_t in_features, int64_t hidden_features, const at::TensorO
   fc2 = register_module("fc2", Linear(hidden_features, in_features, options));
 }
 
-at::Tensor MlpImpl::forward(const at::Tensor& x) {
+at::Tensor MlpImpl::forward(const at::Tensor& x, kernels::Pass pass) {
   // fc1 and the tanh GELU are one cuBLASLt call on the half-precision inference path (kernels/linear_gelu.h).
-  return fc2(kernels::linear_gelu_tanh(x, fc1->weight, fc1->bias));
+  return fc2(kernels::linear_gelu_tanh(x, fc1->weight, fc1->bias, pass));
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -58,13 +59,15 @@ DiTBlockImpl::DiTBlockImpl(const ModelConfig& config, const at::TensorOptions& o
       register_module("adaLN_modulation", std::make_shared<Indexed>())->add(1, Linear(D, 6 * D, options));
 }
 
-at::Tensor DiTBlockImpl::forward(const at::Tensor& x, const at::Tensor& c, int64_t grid_h, int64_t grid_w) {
+at::Tensor DiTBlockImpl::forward(const at::Tensor& x, const at::Tensor& c, int64_t grid_h, int64_t grid_w,
+                                 kernels::Pass pass) {
   const auto m = adaLN_modulation(at::silu(c)).chunk(6, /*dim=*/1);
   const at::Tensor &shift_msa = m[0], &scale_msa = m[1], &gate_msa = m[2];
   const at::Tensor &shift_mlp = m[3], &scale_mlp = m[4], &gate_mlp = m[5];
   at::Tensor h =
-      add_gated(x, gate_msa, attn->forward(kernels::layer_norm_modulate(x, shift_msa, scale_msa), grid_h, grid_w));
-  return add_gated(h, gate_mlp, mlp(kernels::layer_norm_modulate(h, shift_mlp, scale_mlp)));
+      add_gated(x, gate_msa,
+                attn->forward(kernels::layer_norm_modulate(x, shift_msa, scale_msa, pass), grid_h, grid_w, pass), pass);
+  return add_gated(h, gate_mlp, mlp->forward(kernels::layer_norm_modulate(h, shift_mlp, scale_mlp, pass), pass), pass);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -79,10 +82,10 @@ FinalLayerImpl::FinalLayerImpl(int64_t hidden_size, int64_t patch_size, int64_t 
                          ->add(1, Linear(hidden_size, 2 * hidden_size, options));
 }
 
-at::Tensor FinalLayerImpl::forward(const at::Tensor& x, const at::Tensor& c) {
+at::Tensor FinalLayerImpl::forward(const at::Tensor& x, const at::Tensor& c, kernels::Pass pass) {
   const auto m = adaLN_modulation(at::silu(c)).chunk(2, /*dim=*/1);
   const at::Tensor &shift = m[0], &scale = m[1];
-  return linear(kernels::layer_norm_modulate(x, shift, scale));
+  return linear(kernels::layer_norm_modulate(x, shift, scale, pass));
 }
 
 }  // namespace dit
@@ -144,6 +147,11 @@ void DiTImpl::reset_pos_embed() {
   pos_embed.copy_(table.to(at::kFloat).unsqueeze(0));  // float64 -> float32 as DiT, then the model's dtype
 }
 
+void DiTImpl::set_execution(const kernels::ExecutionOptions& options) {
+  execution_ = options;
+  dit::set_execution(*this, options);
+}
+
 int64_t DiTImpl::num_parameters() const {
   int64_t n = 0;
   for (const auto& p : parameters()) n += p.numel();
@@ -152,11 +160,7 @@ int64_t DiTImpl::num_parameters() const {
 
 void DiTImpl::check_inputs(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) const {
   const ModelConfig& c = config_;
-  auto shape = [](const at::Tensor& v) {
-    std::ostringstream s;
-    s << v.sizes();
-    return s.str();
-  };
+  auto shape = [](const at::Tensor& v) { return shape_string(v.sizes()); };
   if (x.dim() != 4 || x.size(1) != c.in_channels || x.size(2) != c.input_size || x.size(3) != c.input_size)
     throw Error("DiT forward: x must be (B, " + std::to_string(c.in_channels) + ", " + std::to_string(c.input_size) +
                 ", " + std::to_string(c.input_size) + "), got " + shape(x));
@@ -188,10 +192,14 @@ at::Tensor DiTImpl::forward_unchecked(const at::Tensor& x0, const at::Tensor& t0
   const at::Tensor t = t_embedder(t0);                 // (B, D)
   const at::Tensor y = y_embedder(y0, is_training());  // (B, D)
   const at::Tensor c = t + y;                          // (B, D)
+  // What this call is (a training pass when autograd records it); on the plain precision path the kernels
+  // take the training path's operators for inference too.
+  const kernels::Pass call = dit::call_pass(*this);
+  const kernels::Pass pass = execution_.precision == kernels::PrecisionPath::Plain ? kernels::Pass::Training : call;
   const bool checkpoint = checkpointing_ && at::GradMode::is_enabled();
-  for (auto& block : blocks)  // (B, T, D)
-    x = checkpoint ? checkpointed_block(*block, x, c, grid, grid) : block(x, c, grid, grid);
-  x = final_layer(x, c);  // (B, T, p^2 * C_out)
+  for (auto& block : blocks)  // (B, T, D); checkpointed blocks run as a training pass (activation_checkpoint.h)
+    x = checkpoint ? checkpointed_block(*block, x, c, grid, grid) : block->forward(x, c, grid, grid, pass);
+  x = final_layer->forward(x, c, pass);  // (B, T, p^2 * C_out)
   return unpatchify(x);   // (B, C_out, H, W)
 }
 

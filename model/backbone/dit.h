@@ -9,11 +9,17 @@
 // C_out = 2C with learned sigma: the noise prediction then the variance interpolation channels.
 // Parameter names and shapes are those of the released checkpoints (blocks.0.attn.qkv.weight,
 // y_embedder.embedding_table.weight, final_layer.adaLN_modulation.1.weight, ...).
+//
+// How the forward runs is explicit: the model carries its execution options (set_execution: attention
+// implementation, precision path), and each forward decides once what the call is (kernels::Pass, passed to
+// every block and operator): a training pass when autograd records it, an inference pass otherwise;
+// activation checkpointing's first forward asks for the training pass by name.
 #pragma once
 
 #include <memory>
 #include <vector>
 
+#include "kernels/execution.h"
 #include "model/backbone/attention.h"
 #include "model/backbone/embedders.h"
 #include "model/backbone/layers.h"
@@ -28,7 +34,7 @@ namespace dit {
 class MlpImpl : public torch::nn::Module {
  public:
   MlpImpl(int64_t in_features, int64_t hidden_features, const at::TensorOptions& options);
-  at::Tensor forward(const at::Tensor& x);
+  at::Tensor forward(const at::Tensor& x, kernels::Pass pass = kernels::Pass::Inference);
 
   Linear fc1{nullptr}, fc2{nullptr};
 };
@@ -42,7 +48,8 @@ TORCH_MODULE(Mlp);
 class DiTBlockImpl : public torch::nn::Module {
  public:
   DiTBlockImpl(const ModelConfig& config, const at::TensorOptions& options);
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& c, int64_t grid_h, int64_t grid_w);
+  // pass: the kernels' pass (DiTImpl::forward_unchecked, activation checkpointing).
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& c, int64_t grid_h, int64_t grid_w, kernels::Pass pass);
 
   std::shared_ptr<SelfAttention> attn;
   Mlp mlp{nullptr};
@@ -57,7 +64,7 @@ TORCH_MODULE(DiTBlock);
 class FinalLayerImpl : public torch::nn::Module {
  public:
   FinalLayerImpl(int64_t hidden_size, int64_t patch_size, int64_t out_channels, const at::TensorOptions& options);
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& c);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& c, kernels::Pass pass = kernels::Pass::Inference);
 
   Linear linear{nullptr};
   Linear adaLN_modulation{nullptr};  // adaLN_modulation.1
@@ -119,6 +126,11 @@ class DiTImpl : public torch::nn::Module {
   void set_activation_checkpointing(bool on) { checkpointing_ = on; }
   bool activation_checkpointing() const { return checkpointing_; }
 
+  // How the forward runs (kernels/execution.h): the attention implementation and precision path of every
+  // block, and the CUDA graphs and exact float32 choices the pipeline reads. Default: ExecutionOptions{}.
+  void set_execution(const kernels::ExecutionOptions& options);
+  const kernels::ExecutionOptions& execution() const { return execution_; }
+
   const ModelConfig& config() const { return config_; }
   at::Device device() const { return pos_embed.device(); }
   at::ScalarType dtype() const { return pos_embed.scalar_type(); }
@@ -134,6 +146,7 @@ class DiTImpl : public torch::nn::Module {
  private:
   ModelConfig config_;
   bool checkpointing_ = false;
+  kernels::ExecutionOptions execution_;
 };
 // DiT is a shared handle (model->forward(...)); LiT is a DiT whose config says attention: linear.
 TORCH_MODULE(DiT);

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/format.h"
 #include "common/input_file.h"
 #include "weights/state_dict.h"
 
@@ -17,12 +18,6 @@ using nlohmann::json;
 
 Error config_error(const std::string& message) {
   return Error("model config: " + message);
-}
-
-std::string shape_string(at::IntArrayRef shape) {
-  std::ostringstream s;
-  s << shape;
-  return s.str();
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -6,17 +6,12 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/format.h"
 #include "weights/finite_check.h"
 #include "weights/safetensors.h"
 
 namespace lit {
 namespace {
-
-std::string shape_string(at::IntArrayRef shape) {
-  std::ostringstream s;
-  s << shape;
-  return s.str();
-}
 
 // "1234567" -> "1,234,567"
 std::string grouped(int64_t n) {

@@ -4,8 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model/backbone/builtin_model.h"
 #include "common/error.h"
+#include "common/format.h"
+#include "model/backbone/builtin_model.h"
 #include "weights/safetensors.h"
 
 namespace lit {
@@ -85,8 +86,8 @@ LoadedFmnistClassifier load_fmnist_classifier(const std::string& path, at::Devic
     if (!file.contains(name)) throw Error(path + ": the classifier tensor '" + name + "' is missing");
     const at::Tensor t = file.tensor(name);
     if (t.sizes() != target.sizes())
-      throw Error(path + ": tensor '" + name + "' has shape " + c10::str(t.sizes()) + ", expected " +
-                  c10::str(target.sizes()));
+      throw Error(path + ": tensor '" + name + "' has shape " + shape_string(t.sizes()) + ", expected " +
+                  shape_string(target.sizes()));
     target.copy_(t.to(at::kFloat));
   }
   loaded.model->to(device);
@@ -100,7 +101,7 @@ LoadedFmnistClassifier load_fmnist_classifier(const std::string& path, at::Devic
 // ---------------------------------------------------------------------------------------------------------
 at::Tensor fmnist_classifier_input(const at::Tensor& unit_images) {
   if (unit_images.dim() != 4 || (unit_images.size(1) != 1 && unit_images.size(1) != 3))
-    throw Error("Fashion-MNIST classifier: expects images (N, 1 or 3, H, W), got " + c10::str(unit_images.sizes()));
+    throw Error("Fashion-MNIST classifier: expects images (N, 1 or 3, H, W), got " + shape_string(unit_images.sizes()));
   const int64_t h = unit_images.size(2), w = unit_images.size(3);
   if (!((h == 28 && w == 28) || (h == 32 && w == 32)))
     throw Error("Fashion-MNIST classifier: expects 28x28 or 32x32 images, got " + std::to_string(h) + "x" +

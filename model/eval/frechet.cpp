@@ -6,16 +6,11 @@
 #include <limits>
 
 #include "common/error.h"
+#include "common/format.h"
 #include "weights/npy.h"
 
 namespace lit {
 namespace {
-
-std::string shape_string(at::IntArrayRef shape) {
-  std::string s = "(";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + ")";
-}
 
 std::string name_of(const FeatureStatistics& s, const char* fallback) {
   return s.source.empty() ? std::string(fallback) : "'" + s.source + "'";

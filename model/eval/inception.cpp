@@ -6,18 +6,13 @@
 #include <filesystem>
 #include <set>
 
-#include "weights/checkpoint.h"
 #include "common/error.h"
+#include "common/format.h"
+#include "weights/checkpoint.h"
 
 namespace lit {
 namespace inception {
 namespace {
-
-std::string shape_string(at::IntArrayRef shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
 
 at::Tensor meta(std::vector<int64_t> shape) {
   return at::empty(shape, at::TensorOptions().device(at::kMeta));
@@ -261,8 +256,8 @@ InceptionV3::InceptionV3(const StateDict& weights, at::Device device, const std:
       throw Error(source + ": not an InceptionV3 FID state dict (pytorch-fid layout): missing tensor '" + name + "'");
     const at::Tensor& w = weights.at(name);
     if (w.sizes() != tensor.sizes())
-      throw Error(source + ": tensor '" + name + "' has shape " + inception::shape_string(w.sizes()) + ", expected " +
-                  inception::shape_string(tensor.sizes()));
+      throw Error(source + ": tensor '" + name + "' has shape " + shape_string(w.sizes()) + ", expected " +
+                  shape_string(tensor.sizes()));
     tensor = w.to(device, at::kFloat).contiguous();
     used.insert(name);
   });
@@ -290,7 +285,7 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> InceptionV3::state_dic
 
 at::Tensor InceptionV3::features(const at::Tensor& images) const {
   if (images.dim() != 4 || images.size(1) != 3)
-    throw Error("InceptionV3: expected images (N, 3, H, W), got " + inception::shape_string(images.sizes()));
+    throw Error("InceptionV3: expected images (N, 3, H, W), got " + shape_string(images.sizes()));
   at::NoGradGuard no_grad;
   at::Tensor x = images.to(device(), at::kFloat);
   // pytorch-fid: F.interpolate(size=(299, 299), mode="bilinear", align_corners=False), then 2x - 1.

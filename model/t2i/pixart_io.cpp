@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "model/t2i/pixart_diffusers.h"
 #include "weights/safetensors.h"
+#include "weights/checkpoint.h"
 #include "weights/torch/torch_file.h"
 
 namespace lit {

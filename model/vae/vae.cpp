@@ -6,9 +6,10 @@
 #include <map>
 #include <utility>
 
+#include "common/error.h"
+#include "common/format.h"
 #include "model/vae/vae_tiling.h"
 #include "weights/checkpoint.h"
-#include "common/error.h"
 
 namespace lit {
 namespace {
@@ -31,12 +32,6 @@ std::string parent_folder(const std::string& path) {
 
 std::string join(const std::string& folder, const std::string& name) {
   return folder.empty() || folder.back() == '/' ? folder + name : folder + "/" + name;
-}
-
-std::string shape_string(at::IntArrayRef shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
 }
 
 // Older diffusers exports (and the VAE files many SD tools still ship) name the mid-block attention's

@@ -23,9 +23,9 @@
 #include <optional>
 #include <vector>
 
-#include "model/vae/vae.h"
 #include "model/vae/vae_blocks.h"
 #include "model/vae/vae_config.h"
+#include "model/vae/vae_tiling_options.h"
 
 namespace lit::vae {
 

@@ -163,8 +163,11 @@ TEST(StudioParams, ValidationNamesTheSetting) {
   s = Settings{};
   s.device = "tpu";
   EXPECT_THROW(validate_settings(s), Error);
-  EXPECT_EQ(canonical_sampler("DDIM"), "ddim");
-  EXPECT_EQ(canonical_dtype("bfloat16"), "bf16");
+  EXPECT_EQ(canonical_sampler_name("DDIM"), "ddim");
+  EXPECT_EQ(dtype_name(*dtype_from_name("bfloat16")), "bf16");
+  s = Settings{};
+  s.sampler = "dpmsolver++";  // the spelling `lit generate` accepts is the studio's too
+  EXPECT_NO_THROW(validate_settings(s));
 }
 
 // ---------------------------------------------------------------------------------------------------------

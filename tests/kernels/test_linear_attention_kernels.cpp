@@ -137,9 +137,11 @@ TEST(LinearAttentionComposed, GradientsMatchFloat64Autograd) {
 }
 
 // Which path linear_attention() takes on the CPU: the composed form, inference and training, unless the
-// reference is asked for; a TrainingPathGuard (activation checkpointing's first forward) takes the training
+// reference is asked for; a training pass (activation checkpointing's first forward) takes the training
 // branch, bit for bit what recording gradients computes.
-TEST(LinearAttentionDispatch, ChoosesThePathByGradientsGuardAndSetting) {
+TEST(LinearAttentionDispatch, ChoosesThePathByGradientsPassAndImplementation) {
+  using kernels::AttentionImpl;
+  using kernels::Pass;
   at::manual_seed(7);
   const at::Tensor q = at::randn({2, 16, 32}), k = at::randn({2, 16, 32}), v = at::randn({2, 16, 32});
   const at::Tensor w = at::randn({16, 1, 5, 5}) * 0.2, b = at::randn({16});
@@ -153,23 +155,34 @@ TEST(LinearAttentionDispatch, ChoosesThePathByGradientsGuardAndSetting) {
   }
   ASSERT_FALSE(at::equal(composed, reference));  // else this test could not tell the paths apart
   ASSERT_FALSE(at::equal(composed_training, reference));
-  EXPECT_EQ(kernels::attention_impl(), kernels::AttentionImpl::Auto);
   EXPECT_TRUE(at::equal(kernels::linear_attention(qg, k, v, 2, w, b, 4, 4), composed_training));
   {
     const at::NoGradGuard no_grad;
     EXPECT_TRUE(at::equal(kernels::linear_attention(q, k, v, 2, w, b, 4, 4), composed));
-    const kernels::TrainingPathGuard training_path;
-    EXPECT_TRUE(kernels::training_path_forced());
-    EXPECT_TRUE(at::equal(kernels::linear_attention(q, k, v, 2, w, b, 4, 4), composed_training));
+    EXPECT_TRUE(at::equal(kernels::linear_attention(q, k, v, 2, w, b, 4, 4, AttentionImpl::Auto, Pass::Training),
+                          composed_training));
+    EXPECT_TRUE(at::equal(
+        kernels::linear_attention_composed(q, k, v, 2, w, b, 4, 4, kernels::ComposedForm::Auto, Pass::Training),
+        composed_training));
   }
-  EXPECT_FALSE(kernels::training_path_forced());
-  kernels::set_attention_impl(kernels::AttentionImpl::Reference);
-  EXPECT_TRUE(at::equal(kernels::linear_attention(qg, k, v, 2, w, b, 4, 4), reference));
+  EXPECT_TRUE(at::equal(kernels::linear_attention(qg, k, v, 2, w, b, 4, 4, AttentionImpl::Reference), reference));
   {
     const at::NoGradGuard no_grad;
-    EXPECT_TRUE(at::equal(kernels::linear_attention(q, k, v, 2, w, b, 4, 4), reference));
+    EXPECT_TRUE(at::equal(kernels::linear_attention(q, k, v, 2, w, b, 4, 4, AttentionImpl::Reference), reference));
+    EXPECT_TRUE(at::equal(kernels::linear_attention(q, k, v, 2, w, b, 4, 4, AttentionImpl::Composed), composed));
   }
-  kernels::set_attention_impl(kernels::AttentionImpl::Auto);
+}
+
+TEST(ExecutionOptions, NamesReadBackAndOthersAreRefused) {
+  for (const std::string& name : kernels::attention_impl_names())
+    EXPECT_EQ(kernels::attention_impl_name(kernels::parse_attention_impl(name)), name);
+  for (const std::string& name : kernels::precision_path_names())
+    EXPECT_EQ(kernels::precision_path_name(kernels::parse_precision_path(name)), name);
+  EXPECT_NE(test::error_of([] { kernels::parse_attention_impl("flash"); }).find("--attention flash"),
+            std::string::npos);
+  EXPECT_FALSE(kernels::precision_path_from_name("fast"));
+  EXPECT_EQ(kernels::describe(kernels::ExecutionOptions{}),
+            "attention auto, fused kernels, CUDA graphs off, exact float32");
 }
 
 TEST(LinearAttentionCuda, KernelEntryPointsRejectCpuTensors) {

@@ -5,13 +5,6 @@
 
 namespace lit::cli {
 
-at::ScalarType dtype_of(const std::string& name) {
-  if (name == "fp32") return at::kFloat;
-  if (name == "bf16") return at::kBFloat16;
-  if (name == "fp16") return at::kHalf;
-  throw Error("--dtype '" + name + "': use fp32, bf16 or fp16");
-}
-
 void synchronize(const at::Device& device) {
   if (device.is_cuda()) at::empty({1}, at::TensorOptions().device(device)).cpu();  // waits for the stream
 }

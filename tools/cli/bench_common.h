@@ -7,12 +7,15 @@
 #include <chrono>
 #include <string>
 
+#include "common/format.h"
 #include "model/backbone/model_config.h"
 
 namespace lit::cli {
 
-// "fp32", "bf16", "fp16" -> the dtype; anything else throws lit::Error naming --dtype.
-at::ScalarType dtype_of(const std::string& name);
+// The --dtype of a command: common/format.h's one dtype parser (lit::Error naming --dtype).
+inline at::ScalarType dtype_of(const std::string& name) {
+  return parse_dtype(name);
+}
 
 // Returns when the device's queued work is done (a no-op on the CPU).
 void synchronize(const at::Device& device);

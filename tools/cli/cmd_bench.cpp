@@ -19,6 +19,7 @@
 #include "tools/cli/bench_common.h"
 #include "tools/cli/commands.h"
 #include "common/error.h"
+#include "common/format.h"
 #include "weights/image_io.h"
 
 namespace lit::cli {
@@ -59,9 +60,7 @@ std::optional<AutoencoderKL> bench_vae(const BenchOptions& o, const at::Device& 
 }
 
 void run_bench(const BenchOptions& o) {
-  const at::Device device(o.device);
-  if (device.is_cuda() && !kernels::cuda_available())
-    throw Error("--device " + o.device + ": " + kernels::cuda_summary());
+  const at::Device device = kernels::parse_device(o.device);
   std::printf("lit bench generate: %s, batch %lld, %s %lld steps, cfg %.2f, %s%s; median of %d runs\n",
               o.model.empty() ? (o.preset + " (random weights)").c_str() : o.model.c_str(),
               static_cast<long long>(o.batch_size), o.sampler.c_str(), static_cast<long long>(o.steps), o.cfg_scale,
@@ -71,7 +70,7 @@ void run_bench(const BenchOptions& o) {
               "of_matmul", "vs_first", !o.vae.empty() || o.decode ? "   decode_s" : "");
   double baseline = 0;
   for (const auto& dtype_name : o.dtypes) {
-    const at::ScalarType dtype = dtype_of(dtype_name);
+    const at::ScalarType dtype = parse_dtype(dtype_name);
     ModelConfig config;
     DiT model{nullptr};
     if (!o.model.empty()) {

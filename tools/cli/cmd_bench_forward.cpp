@@ -13,14 +13,15 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
+#include "common/format.h"
 #include "kernels/bench/bench_util.h"
+#include "kernels/execution.h"
 #include "kernels/runtime/cuda_support.h"
-#include "kernels/linear_attention.h"
 #include "model/backbone/cuda_graph_forward.h"
 #include "model/backbone/dit.h"
 #include "tools/cli/bench_common.h"
 #include "tools/cli/commands.h"
-#include "common/error.h"
 
 #ifdef LIT_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -41,15 +42,6 @@ struct ForwardBenchOptions {
   std::vector<std::string> attentions = {"auto"};  // linear attention's implementations, one row each
 };
 
-// Sets the process-wide choice for one row and restores the default after it (also when the row throws).
-class AttentionImplScope {
- public:
-  explicit AttentionImplScope(kernels::AttentionImpl impl) { kernels::set_attention_impl(impl); }
-  ~AttentionImplScope() { kernels::set_attention_impl(kernels::AttentionImpl::Auto); }
-  AttentionImplScope(const AttentionImplScope&) = delete;
-  AttentionImplScope& operator=(const AttentionImplScope&) = delete;
-};
-
 // 32 images at 256 px, 16 at 512, 4 above: about what DiT-XL/2 runs in comfortably on one large GPU.
 int64_t default_batch_size(int64_t image_size) {
   return image_size <= 256 ? 32 : image_size <= 512 ? 16 : 4;
@@ -68,9 +60,13 @@ struct RowResult {
 };
 
 RowResult time_forward(const ModelConfig& config, int64_t batch, const at::Device& device, at::ScalarType dtype,
-                       const ForwardBenchOptions& o) {
+                       const ForwardBenchOptions& o, kernels::AttentionImpl attention) {
   const at::NoGradGuard no_grad;
   DiT model(config, at::TensorOptions().device(device).dtype(dtype), /*initialize=*/true);
+  kernels::ExecutionOptions execution;
+  execution.attention = attention;
+  execution.cuda_graphs = o.cuda_graphs;
+  model->set_execution(execution);
   // DiT's initialisation zeroes adaLN and the final layer (the blocks would be identities): perturb, as
   // `lit bench generate` does, so every operator does its real work.
   for (auto& p : model->parameters()) p.add_(at::randn_like(p) * 0.02);
@@ -110,17 +106,13 @@ void release_cached_memory(const at::Device& device) {
 // ---------------------------------------------------------------------------------------------------------
 void run_bench_forward(ForwardBenchOptions o, bool presets_given) {
   // Everything the user can get wrong is checked before anything runs, so a mistake is one line.
-  if (o.device == "auto") o.device = kernels::cuda_available() ? "cuda" : "cpu";
-  at::Device device(o.device);
-  if (device.is_cuda() && !kernels::cuda_available())
-    throw Error("--device " + o.device + ": " + kernels::cuda_summary());
+  at::Device device = kernels::parse_device(o.device);
   if (device.is_cuda() && !device.has_index()) device = at::Device(at::kCUDA, 0);
-  if (!device.is_cpu() && !device.is_cuda()) throw Error("--device " + o.device + ": use cpu or cuda[:N]");
   if (device.is_cpu() && !presets_given)
     throw Error(
         "the default presets (DiT-XL/2, LiT-XL/2 at up to 1024 px) are sized for a GPU: on the CPU name small ones, "
         "e.g. --preset DiT-S/8 --preset LiT-S/8 --image-size 256 --batch-size 1");
-  const at::ScalarType dtype = dtype_of(o.dtype);
+  const at::ScalarType dtype = parse_dtype(o.dtype);
   if (o.repeats < 1) throw Error("--repeats must be at least 1, got " + std::to_string(o.repeats));
   if (o.warmup < 0) throw Error("--warmup must be 0 or more, got " + std::to_string(o.warmup));
   if (o.presets.empty() || o.image_sizes.empty()) throw Error("nothing to run: no --preset or no --image-size");
@@ -172,8 +164,9 @@ void run_bench_forward(ForwardBenchOptions o, bool presets_given) {
         RowResult r;
         std::string error;
         try {
-          const AttentionImplScope impl(attention_impl_from_name(config.is_linear() ? o.attentions[a] : "auto"));
-          r = time_forward(config, batch, device, dtype, o);
+          const kernels::AttentionImpl impl =
+              kernels::parse_attention_impl(config.is_linear() ? o.attentions[a] : "auto");
+          r = time_forward(config, batch, device, dtype, o, impl);
         } catch (const c10::Error& e) {
           error = first_line(e.what_without_backtrace());
         } catch (const std::exception& e) {

@@ -14,6 +14,7 @@
 #include "tools/train/latent_dataset.h"
 #include "tools/cli/progress.h"
 #include "common/error.h"
+#include "kernels/runtime/cuda_support.h"
 #include "weights/image_io.h"
 
 namespace lit::cli {
@@ -25,7 +26,7 @@ struct ExtractOptions {
 };
 
 void extract(const ExtractOptions& opt) {
-  const at::Device device(opt.device);
+  const at::Device device = kernels::parse_device(opt.device);
   VaeLoadOptions vo;
   vo.device = device;
   const AutoencoderKL vae = load_vae(opt.vae, vo);

@@ -52,18 +52,6 @@ struct FidOptions {
   int64_t batch_size = 50;
 };
 
-at::Device parse_fid_device(const std::string& text) {
-  at::Device device = at::kCPU;
-  try {
-    device = at::Device(text);
-  } catch (const c10::Error&) {
-    throw Error("--device '" + text + "' is not a device: use cpu, cuda or cuda:N");
-  }
-  if (device.is_cuda() && !kernels::cuda_available()) throw Error("--device " + text + ": " + kernels::cuda_summary());
-  if (!device.is_cpu() && !device.is_cuda()) throw Error("--device '" + text + "': only cpu and cuda are supported");
-  return device;
-}
-
 std::set<std::string> parse_metrics(const std::string& text, size_t num_inputs) {
   std::set<std::string> metrics;
   std::stringstream ss(text.empty() ? (num_inputs == 2 ? "fid" : "") : text);
@@ -85,7 +73,7 @@ struct Evaluated {
 
 class Evaluation {
  public:
-  explicit Evaluation(const FidOptions& opt) : opt_(opt), device_(parse_fid_device(opt.device)) {}
+  explicit Evaluation(const FidOptions& opt) : opt_(opt), device_(kernels::parse_device(opt.device)) {}
 
   FeatureExtractor& network() {
     if (!network_ && !opt_.feature_network.empty()) {
@@ -216,7 +204,7 @@ void run_fid(const FidOptions& opt) {
   if (!opt.save_stats.empty() && opt.inputs.size() != 1)
     throw Error("--save-stats writes the statistics of a single input: give one input");
   if (opt.batch_size < 1) throw Error("--batch-size must be at least 1");
-  parse_fid_device(opt.device);
+  kernels::parse_device(opt.device);
   std::vector<Evaluated> inputs;
   for (const auto& path : opt.inputs) {
     inputs.push_back({open_input(path), {}, {}});

@@ -1,8 +1,11 @@
-// lit generate: images from a DiT or LiT checkpoint (see tools/generate_job.h for the run folder).
+// lit generate: images from a DiT or LiT checkpoint through the generation pipeline (pipeline/session.h);
+// tools/cli/generate_job.h for the run folder.
 #include <atomic>
 #include <csignal>
 #include <iostream>
 
+#include "kernels/execution.h"
+#include "pipeline/request.h"
 #include "sampler/sampler.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/generate_job.h"
@@ -21,33 +24,45 @@ extern "C" void on_sigint(int) {
 
 void add_generate_command(CLI::App& app) {
   static GenerateOptions o;
+  GenerationRequest& r = o.request;
   auto* cmd = app.add_subcommand("generate", "Generate images from a DiT or LiT checkpoint");
-  cmd->add_option("--model", o.model,
+  cmd->add_option("--model", r.model,
                   "checkpoint (.safetensors, .pt, training checkpoint); default: the built-in model");
-  cmd->add_option("--config", o.config, "model config JSON, for a checkpoint that records none");
-  cmd->add_option("--use-weights", o.use_weights, "state dict of a training checkpoint: ema or model")
+  cmd->add_option("--config", r.config, "model config JSON, for a checkpoint that records none");
+  cmd->add_option("--use-weights", r.use_weights, "state dict of a training checkpoint: ema or model")
       ->capture_default_str();
-  cmd->add_option("--vae", o.vae, "diffusers VAE folder (latent models); none for pixel-space models");
+  cmd->add_option("--vae", r.vae, "diffusers VAE folder (latent models); none for pixel-space models");
   cmd->add_option("-o,--output", o.output, "output folder (one PNG per image, run.json)")->required();
   cmd->add_option("--class", o.classes, "class id or name, repeatable; cycled over the images");
   cmd->add_option("--classes-file", o.classes_file, "file with one class id or name per line");
   cmd->add_flag("--random-classes", o.random_classes, "uniformly random classes (DiT's FID protocol)");
   cmd->add_flag("--all-classes", o.all_classes, "every class in turn: image i has class i mod the class count");
-  cmd->add_option("-n,--num-images", o.num_images, "number of images")->capture_default_str();
+  cmd->add_option("-n,--num-images", r.num_images, "number of images")->capture_default_str();
   cmd->add_option("--batch-size", o.batch_size, "images per model batch (does not change the images)")
       ->capture_default_str();
-  cmd->add_option("--seed", o.seed, "image i uses seed + i")->capture_default_str();
-  cmd->add_option("--sampler", o.sampler, "ddpm, ddim or dpm++2m")->capture_default_str();
-  cmd->add_option("--steps", o.steps, "sampling steps (respaced, 1..1000)")->capture_default_str();
-  cmd->add_option("--eta", o.eta, "DDIM eta (0: deterministic)")->capture_default_str();
-  cmd->add_option("--cfg-scale", o.cfg_scale, "classifier-free guidance scale (1: none)")->capture_default_str();
-  cmd->add_flag("--cfg-all-channels", o.cfg_all_channels,
+  cmd->add_option("--seed", r.seed, "image i uses seed + i")->capture_default_str();
+  cmd->add_option("--sampler", r.sampler, "ddpm, ddim or dpm++2m (also dpmsolver++, dpmpp2m)")->capture_default_str();
+  cmd->add_option("--steps", r.steps, "sampling steps (respaced, 1..1000)")->capture_default_str();
+  cmd->add_option("--eta", r.eta, "DDIM eta (0: deterministic)")->capture_default_str();
+  cmd->add_option("--cfg-scale", r.cfg_scale, "classifier-free guidance scale (1: none)")->capture_default_str();
+  cmd->add_flag("--cfg-all-channels", r.cfg_all_channels,
                 "guide all noise channels (standard form) instead of DiT's first 3");
   cmd->add_option("--size", o.size, "image size in pixels (must match the model; default: the model's)");
-  cmd->add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
-  cmd->add_option("--dtype", o.dtype, "fp32, bf16 or fp16")->capture_default_str();
-  add_attention_option(cmd);
-  cmd->add_flag("--cuda-graphs", o.cuda_graphs,
+  cmd->add_option("--device", r.device, "cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--dtype", r.dtype, "fp32, bf16 or fp16")->capture_default_str();
+  cmd->add_option_function<std::string>(
+         "--clamp-x0", [](const std::string& name) { o.request.clamp_x0 = parse_clamp_x0(name); },
+         "clamp each x_0 prediction to [-1, 1]: auto (on for pixel-space models, off for latents), on, off")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->default_str("auto");
+  add_attention_option(cmd, &r.execution.attention);
+  cmd->add_option_function<std::string>(
+         "--precision-path",
+         [](const std::string& name) { o.request.execution.precision = kernels::parse_precision_path(name); },
+         "bf16/fp16 on CUDA: fused (the fused inference kernels) or plain (ATen operators, as in training)")
+      ->check(CLI::IsMember(kernels::precision_path_names()))
+      ->default_str("fused");
+  cmd->add_flag("--cuda-graphs", r.execution.cuda_graphs,
                 "on CUDA, replay a CUDA graph of the model's forward per batch shape (experimental: not yet "
                 "verified on a GPU)");
   cmd->add_option("--format", o.format, "image files: png (with parameters), jpg or webp")->capture_default_str();

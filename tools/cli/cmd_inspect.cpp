@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "common/format.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/inspect_image.h"
 #include "tools/cli/inspect_t5.h"
@@ -18,12 +19,6 @@
 
 namespace lit::cli {
 namespace {
-
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
 
 std::string thousands(uint64_t n) {
   std::string s = std::to_string(n);

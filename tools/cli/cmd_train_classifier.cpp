@@ -94,14 +94,7 @@ void run_train_classifier(const TrainClassifierOptions& opt) {
     dir = opt.data.substr(14);
   else if (opt.data != "fashion-mnist")
     throw Error("--data " + opt.data + ": the classifier trains on fashion-mnist[:DIR] only");
-  at::Device device = at::kCPU;
-  try {
-    device = at::Device(opt.device);
-  } catch (const c10::Error&) {
-    throw Error("--device '" + opt.device + "' is not a device: use cpu, cuda or cuda:N");
-  }
-  if (device.is_cuda() && !kernels::cuda_available())
-    throw Error("--device " + opt.device + ": " + kernels::cuda_summary());
+  const at::Device device = kernels::parse_device(opt.device);
 
   const Split train_split = load_split(dir, "train"), test_split = load_split(dir, "t10k");
   std::cout << "data        Fashion-MNIST " << dir << ": " << train_split.x.size(0) << " training, "

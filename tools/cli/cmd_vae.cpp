@@ -16,10 +16,11 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
+#include "common/format.h"
 #include "kernels/runtime/cuda_support.h"
 #include "model/vae/vae.h"
 #include "tools/cli/commands.h"
-#include "common/error.h"
 #include "weights/generation_params.h"
 #include "weights/image_io.h"
 #include "weights/latent_file.h"
@@ -56,31 +57,11 @@ void add_vae_options(CLI::App* cmd, VaeOptions& o) {
   cmd->add_option("--batch", o.batch, "images per VAE call")->capture_default_str()->check(CLI::PositiveNumber);
 }
 
-at::Device pick_device(const std::string& name) {
-  if (name == "cpu") return at::kCPU;
-  if (name == "auto") return kernels::cuda_available() ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
-  if (name.rfind("cuda", 0) == 0) {
-    if (!kernels::cuda_available())
-      throw Error("--device " + name + ": no CUDA device (" + kernels::cuda_summary() + ")");
-    try {
-      return at::Device(name);
-    } catch (const std::exception&) {
-    }
-  }
-  throw Error("--device " + name + ": expected auto, cpu, cuda or cuda:N");
-}
-
 AutoencoderKL load(const VaeOptions& o) {
   VaeLoadOptions options;
   options.config_path = o.vae_config;
-  options.device = pick_device(o.device);
+  options.device = kernels::parse_device(o.device);
   return load_vae(o.vae, options);
-}
-
-std::string shape_string(at::IntArrayRef shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
 }
 
 // ---------------------------------------------------------------------------------------------------------

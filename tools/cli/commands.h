@@ -6,7 +6,7 @@
 #include <string>
 
 namespace lit::kernels {
-enum class AttentionImpl;  // kernels/linear_attention.h
+enum class AttentionImpl;  // kernels/execution.h
 }  // namespace lit::kernels
 
 namespace lit::cli {
@@ -32,10 +32,9 @@ void add_bench_text_encoder_command(CLI::App& app);  // `lit bench text-encoder`
 void add_merge_npz_command(CLI::App& app);  // tools/cli/cmd_merge_npz.cpp: a sharded run's .npz
 
 // `--attention auto|composed|reference` on a subcommand (generate, train, distill): linear attention's
-// implementation (kernels::AttentionImpl), set for the rest of the process once parsed. kAttentionHelp says
-// what each name means; attention_impl_from_name() throws lit::Error for another name.
+// implementation, written to *impl once parsed; the command gives it to its model (DiTImpl::set_execution).
+// kAttentionHelp says what each name means.
 extern const char* const kAttentionHelp;
-void add_attention_option(CLI::App* cmd);
-kernels::AttentionImpl attention_impl_from_name(const std::string& name);
+CLI::Option* add_attention_option(CLI::App* cmd, kernels::AttentionImpl* impl);
 
 }  // namespace lit::cli

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "common/format.h"
 
 #ifdef LIT_WITH_OPENCV_IMGPROC
 #include <opencv2/imgproc.hpp>
@@ -64,7 +65,7 @@ at::Tensor contact_sheet(const std::vector<at::Tensor>& images, const SheetOptio
   for (int64_t i = 0; i < n; ++i) {
     const at::Tensor& img = images[static_cast<size_t>(i)];
     if (img.sizes() != shape)
-      throw Error("contact sheet: image " + std::to_string(i) + " is " + c10::str(img.sizes()) + ", the first " +
+      throw Error("contact sheet: image " + std::to_string(i) + " is " + shape_string(img.sizes()) + ", the first " +
                   c10::str(shape));
     const at::Tensor big = s == 1 ? img : img.repeat_interleave(s, 0).repeat_interleave(s, 1);
     const int64_t top = kPad + (i / cols) * (h + caption_h + kPad), left = kPad + (i % cols) * (w + kPad);

@@ -1,5 +1,6 @@
-// `lit generate` as a job: what to generate (GenerateOptions, filled by the CLI), checked before any long
-// work starts, run batch by batch into an output folder that can be resumed after a kill or Ctrl-C.
+// `lit generate` as a job: a generation request (pipeline/request.h) plus what is the CLI's own: the output
+// folder and its resumption, the classes file, the contact sheet, the npz, the saved latents and the progress
+// lines. The images themselves come from the pipeline's Session, as lit-studio's do.
 //
 // The output folder holds one PNG per image (000000.png, ... so that sorting follows the index) with its
 // generation parameters, a run manifest (run.json) that --resume checks the settings against, and, when
@@ -12,30 +13,19 @@
 #include <string>
 #include <vector>
 
+#include "pipeline/request.h"
+
 namespace lit::cli {
 
 struct GenerateOptions {
-  std::string model;   // checkpoint; empty: the built-in model (model/builtin_model.h)
-  std::string config;  // model config JSON for a checkpoint that carries none
-  std::string use_weights = "ema";
-  std::string vae;                   // diffusers VAE folder; none: a pixel-space model
-  std::string output;                // folder
+  GenerationRequest request;         // model, VAE, device, dtype, execution, sampling; conditioning below
   std::vector<std::string> classes;  // ids or names, cycled over the images
   std::string classes_file;          // one id or name per line
   bool random_classes = false;       // uniform over the classes (DiT's FID protocol)
   bool all_classes = false;          // image i has class i mod num_classes
-  int64_t num_images = 1;
+  std::string output;                // folder
   int64_t batch_size = 8;
-  uint64_t seed = 0;
-  std::string sampler = "ddpm";
-  int64_t steps = 250;
-  double eta = 0.0;
-  double cfg_scale = 4.0;
-  bool cfg_all_channels = false;
-  int64_t size = 0;  // image size in pixels; 0: the model's
-  std::string device = "cpu";
-  std::string dtype = "fp32";
-  bool cuda_graphs = false;    // replay the model's forward from CUDA graphs (CUDA devices; opt-in until verified)
+  int64_t size = 0;            // image size in pixels; 0: the model's
   std::string format = "png";  // png, jpg, webp (parameters are embedded in PNGs only)
   std::string grid;            // contact sheet file
   int64_t grid_columns = 0;    // 0: square-ish

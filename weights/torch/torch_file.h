@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "weights/checkpoint.h"
+#include "weights/checkpoint_format.h"
 #include "weights/torch/torch_pickle.h"
 
 namespace lit {

@@ -1,0 +1,59 @@
+#include "pipeline/request.h"
+
+#include <cmath>
+
+#include "common/error.h"
+#include "common/format.h"
+#include "kernels/runtime/cuda_support.h"
+#include "sampler/sampler.h"
+
+namespace lit {
+
+const char* clamp_x0_name(ClampX0 clamp) {
+  switch (clamp) {
+    case ClampX0::Auto:
+      return "auto";
+    case ClampX0::On:
+      return "on";
+    case ClampX0::Off:
+      return "off";
+  }
+  return "?";
+}
+
+ClampX0 parse_clamp_x0(const std::string& name, const std::string& what) {
+  if (name == "auto") return ClampX0::Auto;
+  if (name == "on") return ClampX0::On;
+  if (name == "off") return ClampX0::Off;
+  throw Error(what + " " + name + ": use auto, on or off");
+}
+
+bool GenerationRequest::operator==(const GenerationRequest& o) const {
+  return model == o.model && config == o.config && use_weights == o.use_weights && vae == o.vae && device == o.device &&
+         dtype == o.dtype && execution == o.execution && sampler == o.sampler && steps == o.steps && eta == o.eta &&
+         cfg_scale == o.cfg_scale && cfg_all_channels == o.cfg_all_channels && clamp_x0 == o.clamp_x0 &&
+         seed == o.seed && num_images == o.num_images && conditioning == o.conditioning;
+}
+
+void check_request(GenerationRequest& r) {
+  const auto sampler = canonical_sampler_name(r.sampler);
+  if (!sampler) throw Error("--sampler '" + r.sampler + "': use ddpm, ddim or dpm++2m");
+  if (r.steps < 1 || r.steps > 1000)
+    throw Error("--steps must be between 1 and 1000 (the process has 1000 timesteps), got " + std::to_string(r.steps));
+  if (!(r.eta >= 0) || !std::isfinite(r.eta)) throw Error("--eta must be a number >= 0, got " + format_number(r.eta));
+  if (!(r.cfg_scale >= 0) || !std::isfinite(r.cfg_scale))
+    throw Error("--cfg-scale must be a number >= 0, got " + format_number(r.cfg_scale));
+  if (r.num_images < 1) throw Error("-n/--num-images must be at least 1, got " + std::to_string(r.num_images));
+  if (r.use_weights != "ema" && r.use_weights != "model")
+    throw Error("--use-weights " + r.use_weights + ": use ema or model");
+  const Conditioning& c = r.conditioning;
+  if (c.kind == Conditioning::Kind::Classes && c.classes.empty()) throw Error("--class: no class given");
+  if (c.kind == Conditioning::Kind::Prompt)
+    throw Error("a text prompt needs a text-to-image model; this pipeline has class-conditional models only");
+  const c10::ScalarType dtype = parse_dtype(r.dtype);
+  kernels::parse_device(r.device);  // throws naming --device
+  r.sampler = *sampler;
+  r.dtype = dtype_name(dtype);
+}
+
+}  // namespace lit
