@@ -10,7 +10,7 @@
 namespace lit {
 namespace {
 
-std::string shape_string(const at::Tensor& v) {
+std::string shape_of(const at::Tensor& v) {
   std::ostringstream s;
   s << v.sizes();
   return s.str();
@@ -96,7 +96,7 @@ at::Tensor PixArtMSImpl::unpatchify(const at::Tensor& x, int64_t h, int64_t w) c
   const int64_t c = config_.out_channels(), p = config_.patch_size;
   if (x.dim() != 3 || x.size(1) != h * w || x.size(2) != p * p * c)
     throw Error("PixArt unpatchify: expected (B, " + std::to_string(h * w) + ", " + std::to_string(p * p * c) +
-                "), got " + shape_string(x));
+                "), got " + shape_of(x));
   // (B, h, w, p, p, c) -> einsum nhwpqc->nchpwq -> (B, c, h*p, w*p)
   return x.reshape({x.size(0), h, w, p, p, c}).permute({0, 5, 1, 3, 2, 4}).reshape({x.size(0), c, h * p, w * p});
 }
@@ -108,14 +108,14 @@ at::Tensor PixArtMSImpl::forward(const at::Tensor& x_in, const at::Tensor& t_in,
   if (x_in.dim() != 4 || x_in.size(1) != c.in_channels || x_in.size(2) % p != 0 || x_in.size(3) % p != 0 ||
       x_in.size(2) == 0 || x_in.size(3) == 0)
     throw Error("PixArt forward: x must be (B, " + std::to_string(c.in_channels) +
-                ", H, W) with H and W multiples of " + std::to_string(p) + ", got " + shape_string(x_in));
+                ", H, W) with H and W multiples of " + std::to_string(p) + ", got " + shape_of(x_in));
   const int64_t B = x_in.size(0);
   if (t_in.dim() != 1 || t_in.size(0) != B)
-    throw Error("PixArt forward: t must be (" + std::to_string(B) + ",), got " + shape_string(t_in));
+    throw Error("PixArt forward: t must be (" + std::to_string(B) + ",), got " + shape_of(t_in));
   at::Tensor y = y_in.dim() == 3 ? y_in.unsqueeze(1) : y_in;  // (B, 1, L, C)
   if (y.dim() != 4 || y.size(0) != B || y.size(1) != 1 || y.size(3) != c.caption_channels || y.size(2) == 0)
     throw Error("PixArt forward: captions must be (" + std::to_string(B) + ", 1, L, " +
-                std::to_string(c.caption_channels) + "), got " + shape_string(y_in));
+                std::to_string(c.caption_channels) + "), got " + shape_of(y_in));
   const int64_t L = y.size(2);
   at::Tensor mask;
   if (mask_in.defined()) {
@@ -123,7 +123,7 @@ at::Tensor PixArtMSImpl::forward(const at::Tensor& x_in, const at::Tensor& t_in,
     mask = mask_in.dim() == 4 && mask_in.size(1) == 1 && mask_in.size(2) == 1 ? mask_in.flatten(1) : mask_in;
     if (mask.dim() != 2 || mask.size(1) != L || mask.size(0) == 0 || B % mask.size(0) != 0)
       throw Error("PixArt forward: the caption mask must be (B', " + std::to_string(L) + ") or (B', 1, 1, " +
-                  std::to_string(L) + ") with B' dividing " + std::to_string(B) + ", got " + shape_string(mask_in));
+                  std::to_string(L) + ") with B' dividing " + std::to_string(B) + ", got " + shape_of(mask_in));
     mask = mask != 0;
     if (mask.device().is_cpu() && !mask.any(1).all().item<bool>())
       throw Error("PixArt forward: a caption mask has no real token (every caption has at least its eos)");

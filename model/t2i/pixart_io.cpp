@@ -11,9 +11,10 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/format.h"
 #include "model/t2i/pixart_diffusers.h"
-#include "weights/safetensors.h"
 #include "weights/checkpoint.h"
+#include "weights/safetensors.h"
 #include "weights/torch/torch_file.h"
 
 namespace lit {
@@ -23,12 +24,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr const char* kNullCaption = "y_embedder.y_embedding";
-
-std::string shape_string(at::IntArrayRef shape) {
-  std::ostringstream s;
-  s << shape;
-  return s.str();
-}
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -77,6 +72,21 @@ std::string choose_pth_key(const std::string& path, CheckpointFormat format, con
   return use_weights;  // load_checkpoint names the keys present if it is absent
 }
 
+// The tensors of one checkpoint file; with shapes_only, meta-device tensors of the stored shapes and dtypes
+// (read_checkpoint_info: no tensor data is read).
+LoadedCheckpoint read_tensors(const std::string& path, const std::string& use_weights, bool shapes_only) {
+  if (!shapes_only) return load_checkpoint(path, use_weights);
+  const CheckpointInfo info = read_checkpoint_info(path, use_weights);
+  LoadedCheckpoint out;
+  out.format = info.format;
+  out.metadata = info.metadata;
+  out.weights_key = info.weights_key;
+  out.top_level_keys = info.top_level_keys;
+  for (const TensorInfo& t : info.tensors)
+    out.tensors.insert(t.name, at::empty(t.shape, at::TensorOptions().dtype(t.dtype).device(at::kMeta)));
+  return out;
+}
+
 // The folder of a diffusers PixArt transformer (holding config.json), or "" when `path` is not one.
 std::string diffusers_folder(const std::string& path) {
   std::error_code ec;
@@ -87,7 +97,7 @@ std::string diffusers_folder(const std::string& path) {
   return "";
 }
 
-void read_diffusers_folder(const std::string& path, PixArtCheckpoint& out) {
+void read_diffusers_folder(const std::string& path, PixArtCheckpoint& out, bool shapes_only) {
   const std::string dir = diffusers_folder(path);
   if (dir.empty())
     throw Error(path +
@@ -122,7 +132,7 @@ void read_diffusers_folder(const std::string& path, PixArtCheckpoint& out) {
         throw Error(index.string() + ": shard '" + shard + "' is missing from " + dir);
     for (const std::string& shard : shards) {
       const std::string shard_path = (fs::path(dir) / shard).string();
-      LoadedCheckpoint part = load_checkpoint(shard_path);
+      LoadedCheckpoint part = read_tensors(shard_path, "ema", shapes_only);
       if (out.metadata.empty()) out.metadata = part.metadata;
       for (const auto& [name, tensor] : part.tensors) {
         auto it = where.find(name);
@@ -136,7 +146,7 @@ void read_diffusers_folder(const std::string& path, PixArtCheckpoint& out) {
     out.format = "diffusers folder (" + std::to_string(shards.size()) + " shards)";
   } else if (fs::is_regular_file(single, ec) || fs::is_regular_file(bin, ec)) {
     const std::string file = fs::is_regular_file(single, ec) ? single.string() : bin.string();
-    LoadedCheckpoint part = load_checkpoint(file);
+    LoadedCheckpoint part = read_tensors(file, "ema", shapes_only);
     out.metadata = part.metadata;
     tensors = std::move(part.tensors);
     out.format = "diffusers folder";
@@ -221,17 +231,17 @@ bool is_pixart_checkpoint(const std::string& path) {
   return false;
 }
 
-PixArtCheckpoint read_pixart_checkpoint(const std::string& path, const std::string& use_weights) {
+PixArtCheckpoint read_pixart_checkpoint(const std::string& path, const std::string& use_weights, bool shapes_only) {
   PixArtCheckpoint out;
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
-    read_diffusers_folder(path, out);
+    read_diffusers_folder(path, out, shapes_only);
     return out;
   }
   const CheckpointFormat format = detect_checkpoint_format(path);
   std::string key;
   if (format != CheckpointFormat::Safetensors) key = choose_pth_key(path, format, use_weights);
-  LoadedCheckpoint ckpt = load_checkpoint(path, key.empty() ? use_weights : key);
+  LoadedCheckpoint ckpt = read_tensors(path, key.empty() ? use_weights : key, shapes_only);
   out.format = checkpoint_format_name(format);
   out.weights_key = ckpt.weights_key;
   out.metadata = ckpt.metadata;

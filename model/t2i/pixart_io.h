@@ -32,16 +32,18 @@ struct PixArtCheckpoint {
   std::map<std::string, std::string> metadata;  // safetensors metadata (first shard); empty otherwise
   std::optional<PixArtConfig> config;           // from metadata, the diffusers config.json or a config.json beside
   std::string config_source;                    // where config came from
-  std::string config_error;  // a config.json beside that could not be read (thrown only if no config is given)
-  std::vector<std::string> dropped;             // tensors read but not used (pos_embed)
+  std::string config_error;          // a config.json beside that could not be read (thrown only if no config is given)
+  std::vector<std::string> dropped;  // tensors read but not used (pos_embed)
 };
 
 // Whether `path` looks like a PixArt checkpoint: a diffusers PixArt folder, or a file whose tensor names are
 // PixArt's (y_embedder.y_proj / caption_projection) or whose "config" metadata is a PixArt config.
 bool is_pixart_checkpoint(const std::string& path);
 
-// Reads the checkpoint (see above). Throws lit::Error naming the file and the problem (e.g. a missing shard).
-PixArtCheckpoint read_pixart_checkpoint(const std::string& path, const std::string& use_weights = "ema");
+// Reads the checkpoint (see above). shapes_only: meta-device tensors (names, shapes, dtypes; no data read), for
+// `lit inspect`. Throws lit::Error naming the file and the problem (e.g. a missing shard).
+PixArtCheckpoint read_pixart_checkpoint(const std::string& path, const std::string& use_weights = "ema",
+                                        bool shapes_only = false);
 
 // The architecture from tensor shapes: width, patch, channels (x_embedder), depth, caption width and length
 // (y_proj, y_embedding), MLP ratio, learned sigma, micro-conditions, attention type (linear: heads and kernel
@@ -84,7 +86,8 @@ LoadedPixArt load_pixart(const std::string& path, const PixArtLoadOptions& optio
 // ---------------------------------------------------------------------------------------------------------
 // Weight inheritance PixArt-Σ -> LiT-T2I, as DiT -> LiT (model/backbone/model_io.h): every tensor but
 // blocks.*.attn.* loaded, each block's self-attention freshly initialised (the backbone's reset_parameters),
-// the checkpoint's attention (and a pos_embed) skipped; anything else missing, unexpected or of another shape throws lit::Error.
+// the checkpoint's attention (and a pos_embed) skipped; anything else missing, unexpected or of another shape throws
+// lit::Error.
 // ---------------------------------------------------------------------------------------------------------
 LoadReport inherit_lit_t2i_from_pixart(PixArtMS& lit_model, const StateDict& pixart_weights);
 LoadedPixArt load_lit_t2i_from_pixart(const std::string& pixart_path, const PixArtConfig& lit_config,

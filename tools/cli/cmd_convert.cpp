@@ -6,7 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "model/t2i/pixart_io.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/pixart_cli.h"
 #include "weights/convert.h"
 #include "common/error.h"
 
@@ -42,6 +44,7 @@ void convert(const ConvertCommandOptions& opt) {
     options.metadata[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   if (!opt.class_names.empty()) options.metadata["class_names"] = class_names_json(opt.class_names);
+  if (is_pixart_checkpoint(opt.input)) return convert_pixart(opt.input, opt.output, options);  // PixArt / LiT-T2I
   const ConvertResult r = convert_checkpoint(opt.input, opt.output, options);
   std::cout << "read    " << opt.input << " (" << checkpoint_format_name(r.input_format)
             << (r.weights_key.empty() ? std::string() : ", weights '" + r.weights_key + "'") << ")\n";

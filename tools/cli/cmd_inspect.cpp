@@ -9,9 +9,11 @@
 #include <string>
 
 #include "common/format.h"
+#include "model/t2i/pixart_io.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/inspect_image.h"
 #include "tools/cli/inspect_t5.h"
+#include "tools/cli/pixart_cli.h"
 #include "common/printable.h"
 #include "weights/checkpoint.h"
 #include "weights/image_io.h"
@@ -35,6 +37,7 @@ struct InspectOptions {
 void inspect(const InspectOptions& opt) {
   if (looks_like_png(opt.path)) return inspect_png(opt.path);  // generated images: their parameters
   if (looks_like_t5_folder(opt.path)) return inspect_t5_folder(opt.path);  // a T5 text encoder folder
+  if (is_pixart_checkpoint(opt.path)) return inspect_pixart(opt.path, opt.use_weights, opt.show);  // PixArt / LiT-T2I
   const CheckpointInfo info = read_checkpoint_info(opt.path, opt.use_weights);
   std::string config_source;
   const std::string config = checkpoint_config_json(opt.path, info.metadata, &config_source);
