@@ -100,7 +100,7 @@ def main():
             peak = f"{torch.cuda.max_memory_allocated() / 2**20:.0f}" if device.type == "cuda" else "-"
             tflops = encoder_flops(config, a.max_length) * a.batch_size / (ms * 1e-3) / 1e12
             print(f"{'hf-' + impl:<8} {a.batch_size:>6} {a.tokens:>8} {a.max_length:>9} {ms:>11.2f} "
-                  f"{ms / a.batch_size:>11.3f} {tflops:>9.1f} {peak:>10}", flush=True)
+                  f"{ms / a.batch_size:>11.3f} {tflops:>9.2f} {peak:>10}", flush=True)
             del model
             if device.type == "cuda":
                 torch.cuda.empty_cache()

@@ -125,7 +125,7 @@ void run_bench_text_encoder(const TextBenchOptions& o) {
     std::snprintf(peak, sizeof peak, "%.0f", peak_mib);
   else
     std::snprintf(peak, sizeof peak, "-");
-  std::printf("%-8s %6lld %8lld %9lld %11.2f %11.3f %9.1f %10s\n", "lit", static_cast<long long>(o.batch_size),
+  std::printf("%-8s %6lld %8lld %9lld %11.2f %11.3f %9.2f %10s\n", "lit", static_cast<long long>(o.batch_size),
               static_cast<long long>(o.tokens), static_cast<long long>(L), ms, ms / static_cast<double>(o.batch_size),
               tflops, peak);
 }
