@@ -27,6 +27,7 @@
 #include "model/backbone/model_io.h"
 #include "model/vae/vae.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/train_text.h"
 #include "tools/train/distributed.h"
 #include "tools/train/fashion_mnist.h"
 #include "tools/train/image_folder.h"
@@ -112,7 +113,39 @@ void print_step(const train::StepStats& s, int64_t max_steps, bool distill) {
   std::cout << line << std::endl;
 }
 
+// PixArt-Σ / LiT-T2I models train on captions (tools/cli/train_text.h).
+bool run_text_model_training(const TrainCommandOptions& opt) {
+  if (!is_text_model_request(opt.distill, opt.model, opt.preset, opt.config, opt.teacher)) return false;
+  if (opt.synthetic || opt.data_limit > 0 || !opt.vae.empty() || !opt.teacher_preset.empty() ||
+      !opt.student_preset.empty())
+    throw Error(
+        "text models: --synthetic-data, --data-limit, --vae, --teacher-preset and --student-preset are not "
+        "supported (train on a folder from lit extract-latents --text-encoder)");
+  TextTrainRequest r;
+  r.distill = opt.distill;
+  r.model = opt.model;
+  r.preset = opt.preset;
+  r.config = opt.config;
+  r.teacher = opt.teacher;
+  r.student_config = opt.student_config;
+  r.init = opt.init;
+  r.student_heads = opt.student_heads;
+  r.image_size = opt.image_size;
+  r.data = opt.data;
+  r.run_dir = opt.run_dir;
+  r.resume = opt.resume;
+  r.device = opt.device;
+  r.dist_backend = opt.dist_backend;
+  r.dist_timeout = opt.dist_timeout;
+  r.bf16 = opt.bf16;
+  r.log_every = opt.log_every;
+  r.train = opt.train;
+  run_text_training(r);
+  return true;
+}
+
 void run_training(TrainCommandOptions& opt) {
+  if (run_text_model_training(opt)) return;
   // Data parallel when a launcher set WORLD_SIZE (world size 1 included: the same code path).
   const train::DistEnvironment env = train::read_dist_environment();
   std::shared_ptr<train::ProcessGroup> group;

@@ -1,0 +1,106 @@
+#include "tools/cli/extract_captions.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include <algorithm>
+#include <iostream>
+#include <optional>
+#include <vector>
+
+#include "common/error.h"
+#include "kernels/runtime/cuda_support.h"
+#include "model/text/text_encoder.h"
+#include "model/vae/vae.h"
+#include "tools/cli/progress.h"
+#include "tools/train/caption_data.h"
+#include "tools/train/image_folder.h"
+#include "tools/train/latent_dataset.h"
+#include "weights/image_io.h"
+
+namespace lit::cli {
+
+void extract_captioned(const CaptionExtractOptions& opt) {
+  const at::Device device = kernels::parse_device(opt.device);
+  const std::vector<train::CaptionedImage> items = train::read_captioned_images(opt.data);
+  text::TextEncoderOptions to;
+  to.device = device;
+  to.max_length = opt.max_length;
+  const text::TextEncoder encoder = text::TextEncoder::load(opt.text_encoder, to);
+  const int64_t width = encoder.model().config().d_model;
+
+  std::optional<AutoencoderKL> vae;
+  std::optional<train::LatentFolderWriter> latents;
+  train::LatentFolderInfo li;
+  if (!opt.vae.empty()) {
+    VaeLoadOptions vo;
+    vo.device = device;
+    vae.emplace(load_vae(opt.vae, vo));
+    const int64_t f = vae->config().downsample_factor();
+    if (opt.image_size % f != 0)
+      throw Error("extract-latents: --image-size " + std::to_string(opt.image_size) + " is not a multiple of " +
+                  std::to_string(f));
+    li.shape = {vae->latent_channels(), opt.image_size / f, opt.image_size / f};
+    li.classes = {"captioned"};
+    li.scaling_factor = vae->scaling_factor();
+    li.shift_factor = vae->config().shift_factor;
+    li.image_size = opt.image_size;
+    li.vae = opt.vae;
+    latents.emplace(opt.output, li, opt.shard_size);
+  }
+  train::CaptionFolderInfo ci;
+  ci.max_length = opt.max_length;
+  ci.caption_channels = width;
+  ci.image_size = vae ? 0 : opt.image_size;
+  ci.text_encoder = opt.text_encoder;
+  train::CaptionFolderWriter captions(opt.output, ci, opt.shard_size);
+
+  const int64_t total = opt.limit > 0 ? std::min<int64_t>(opt.limit, static_cast<int64_t>(items.size()))
+                                      : static_cast<int64_t>(items.size());
+  std::cout << "data    " << opt.data << ": " << items.size() << " captioned images\n"
+            << "text    " << opt.text_encoder << ": width " << width << ", " << opt.max_length << " tokens"
+            << std::endl;
+  int64_t truncated = 0;
+  ProgressBar bar(total, "images");
+  at::NoGradGuard no_grad;
+  for (int64_t first = 0; first < total; first += opt.batch_size) {
+    const int64_t n = std::min(opt.batch_size, total - first);
+    std::vector<at::Tensor> crops;
+    std::vector<std::string> texts;
+    for (int64_t i = first; i < first + n; ++i) {
+      crops.push_back(train::center_crop_arr(read_image(items[static_cast<size_t>(i)].image), opt.image_size));
+      texts.push_back(items[static_cast<size_t>(i)].caption);
+    }
+    // Every row of T5's output, padding rows too, as the official pipeline caches them.
+    const text::TextEmbeddings e = encoder.encode(texts, text::EncodeLength::kFull);
+    for (bool t : e.truncated) truncated += t ? 1 : 0;
+    const at::Tensor features = e.embeddings.to(at::kCPU, at::kFloat), mask = e.attention_mask.to(at::kCPU);
+    if (vae) {
+      const at::Tensor images = images_from_uint8(at::stack(crops));
+      const DiagonalGaussian post = vae->encode(at::cat({images, images.flip({3})}).to(device));
+      const at::Tensor mean = post.mean.view({2, n, -1, li.shape[1], li.shape[2]}).transpose(0, 1).cpu();
+      const at::Tensor logvar = post.logvar.view({2, n, -1, li.shape[1], li.shape[2]}).transpose(0, 1).cpu();
+      for (int64_t i = 0; i < n; ++i) {
+        latents->add(mean[i], logvar[i], 0);
+        captions.add(features[i], mask[i]);
+      }
+    } else {
+      for (int64_t i = 0; i < n; ++i) captions.add(features[i], mask[i], crops[static_cast<size_t>(i)]);
+    }
+    bar.update(first + n);
+  }
+  if (latents) latents->finish();
+  captions.finish();
+  bar.finish();
+  std::cout << "wrote   " << opt.output << ": " << captions.count() << " captions (" << opt.max_length << "x" << width
+            << " T5 features + mask)";
+  if (vae)
+    std::cout << " and posteriors (with flips), latents " << li.shape[0] << "x" << li.shape[1] << "x" << li.shape[2];
+  else
+    std::cout << " and " << opt.image_size << "x" << opt.image_size << " pixel crops (no VAE)";
+  std::cout << "\n";
+  if (truncated > 0)
+    std::cout << "note    " << truncated << " captions were longer than " << opt.max_length
+              << " tokens and were truncated\n";
+}
+
+}  // namespace lit::cli

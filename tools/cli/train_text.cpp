@@ -1,0 +1,161 @@
+#include "tools/cli/train_text.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/input_file.h"
+#include "kernels/runtime/cuda_support.h"
+#include "model/t2i/pixart_io.h"
+#include "tools/cli/commands.h"
+#include "tools/train/caption_data.h"
+#include "tools/train/distributed.h"
+#include "tools/train/text_trainer.h"
+
+namespace lit::cli {
+namespace {
+
+std::atomic<bool> stop_requested{false};
+extern "C" void on_text_interrupt(int) {
+  stop_requested = true;
+  std::signal(SIGINT, SIG_DFL);
+}
+
+bool is_pixart_config_file(const std::string& path) {
+  return !path.empty() && PixArtConfig::is_pixart_json(read_input_file(path, 1 << 20));
+}
+
+void print_step(const train::StepStats& s, int64_t max_steps, bool distill) {
+  char line[320];
+  int n = std::snprintf(line, sizeof line, "step %lld/%lld  loss %.4f (mse %.4f vb %.4f",
+                        static_cast<long long>(s.step), static_cast<long long>(max_steps), s.total, s.mse, s.vb);
+  if (distill) n += std::snprintf(line + n, sizeof line - n, " kd_eps %.4f kd_var %.4f", s.kd_eps, s.kd_var);
+  std::snprintf(line + n, sizeof line - n, ")  grad %.3f  lr %.2e  %.2f steps/s  %.1f img/s", s.grad_norm, s.lr,
+                1.0 / std::max(s.step_seconds, 1e-9), s.images_per_second);
+  std::cout << line << std::endl;
+}
+
+}  // namespace
+
+bool is_text_model_request(bool distill, const std::string& model, const std::string& preset, const std::string& config,
+                           const std::string& teacher) {
+  if (distill) return !teacher.empty() && is_pixart_checkpoint(teacher);
+  if (!preset.empty()) {
+    const auto names = PixArtConfig::preset_names();
+    return std::find(names.begin(), names.end(), preset) != names.end();
+  }
+  if (!config.empty()) return is_pixart_config_file(config);
+  return !model.empty() && is_pixart_checkpoint(model);
+}
+
+void run_text_training(TextTrainRequest r) {
+  const train::DistEnvironment env = train::read_dist_environment();
+  std::shared_ptr<train::ProcessGroup> group;
+  std::string device_name = r.device;
+  if (env.present) {
+    r.train.rank = env.rank;
+    r.train.world_size = env.world_size;
+    if (device_name == "cuda") device_name = "cuda:" + std::to_string(env.local_rank);
+    const bool cuda = kernels::parse_device(device_name).is_cuda();
+    const std::string backend = r.dist_backend == "auto" ? (cuda ? "nccl" : "gloo") : r.dist_backend;
+    if (r.dist_timeout <= 0) throw Error("--dist-timeout must be positive");
+    group = train::ProcessGroup::create(env, backend,
+                                        std::chrono::milliseconds(static_cast<int64_t>(r.dist_timeout * 1000)));
+  }
+  const bool chatty = r.train.rank == 0;
+  std::ostringstream quiet;
+  std::ostream& out = chatty ? std::cout : quiet;
+  const at::Device device = kernels::parse_device(device_name);
+  at::manual_seed(r.train.seed);
+  PixArtLoadOptions load;
+  load.device = device;
+
+  if (r.data.empty())
+    throw Error("no training data: pass --data (a folder written by lit extract-latents --text-encoder)");
+  if (!train::is_caption_folder(r.data))
+    throw Error(r.data +
+                ": a text model trains on captioned data: run `lit extract-latents --text-encoder T5DIR "
+                "--data CAPTIONS -o DIR` first (captions.json missing)");
+  const auto data = train::open_captioned_data(r.data);
+
+  PixArtMS teacher{nullptr}, student{nullptr};
+  std::string source;
+  const auto options = at::TensorOptions().device(device);
+  if (r.distill) {
+    teacher = load_pixart(r.teacher, load).model;
+    if (teacher->config().is_linear())
+      throw Error(r.teacher + ": the teacher is a LiT-T2I (linear self-attention); distill from a PixArt-Σ");
+    const PixArtConfig sc = r.student_config.empty() ? lit_t2i_config_from_pixart(teacher->config(), r.student_heads)
+                                                     : PixArtConfig::from_json_file(r.student_config);
+    train::check_text_teacher_student(teacher->config(), sc);
+    if (r.init == "inherit") {
+      student = PixArtMS(sc, options);
+      source = "inherited from the teacher: " + inherit_lit_t2i_from_pixart(student, state_dict(teacher)).to_string();
+    } else if (r.init == "scratch") {
+      student = PixArtMS(sc, options);
+      source = "initialised from scratch";
+    } else {
+      PixArtLoadOptions lo = load;
+      lo.config = sc;
+      student = load_pixart(r.init, lo).model;
+      source = "loaded from " + r.init;
+    }
+  } else if (!r.model.empty()) {
+    student = load_pixart(r.model, load).model;
+    source = "loaded from " + r.model;
+  } else {
+    const PixArtConfig c =
+        r.preset.empty() ? PixArtConfig::from_json_file(r.config) : PixArtConfig::preset(r.preset, r.image_size);
+    student = PixArtMS(c, options);
+    source = "initialised from scratch";
+  }
+
+  r.train.run_dir = r.run_dir;
+  r.train.bf16 = r.bf16;
+  train::TextTrainer trainer(student, teacher, data, r.train);
+  trainer.on_event = [&out](const std::string& line) { out << line << std::endl; };
+  trainer.set_process_group(group);
+  if (teacher) out << "teacher " << teacher->config().summary() << "\n";
+  out << "student " << student->config().summary() << ", " << student->num_parameters() << " parameters, " << source
+      << "\n";
+  out << "data    " << data->description() << "\n";
+  out << "run     " << (r.run_dir.empty() ? std::string("(nothing saved: no -o)") : r.run_dir) << ", " << device.str()
+      << (r.bf16 ? ", bf16 autocast" : ", float32") << ", batch " << r.train.batch_size << ", " << r.train.max_steps
+      << " steps, caption dropout " << r.train.label_dropout << "\n";
+  if (group)
+    out << "ranks   " << group->world_size() << " (" << group->backend() << ", "
+        << r.train.batch_size / group->world_size() << " images per rank and step)\n";
+  if (!r.resume.empty()) trainer.resume(r.resume);
+
+  std::vector<double> step_seconds;
+  std::signal(SIGINT, on_text_interrupt);
+  const auto start = std::chrono::steady_clock::now();
+  trainer.run(
+      [&](const train::StepStats& s) {
+        step_seconds.push_back(s.step_seconds);
+        if (chatty && r.log_every > 0 && (s.step % r.log_every == 0 || s.step == r.train.max_steps))
+          print_step(s, r.train.max_steps, r.distill);
+      },
+      [] { return stop_requested.load(); });
+  std::signal(SIGINT, SIG_DFL);
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (chatty && !step_seconds.empty()) {
+    std::vector<double> steady(step_seconds.begin() + static_cast<long>(std::min<size_t>(3, step_seconds.size() - 1)),
+                               step_seconds.end());
+    std::sort(steady.begin(), steady.end());
+    const double median = steady[steady.size() / 2];
+    char line[256];
+    std::snprintf(line, sizeof line, "done: %zu steps in %.1f s; median step %.4f s = %.3f steps/s, %.1f images/s",
+                  step_seconds.size(), total, median, 1.0 / median, static_cast<double>(r.train.batch_size) / median);
+    std::cout << line << std::endl;
+  }
+  if (stop_requested) throw ExitStatus{130};
+}
+
+}  // namespace lit::cli

@@ -1,0 +1,396 @@
+#include "tools/train/text_trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "kernels/runtime/torch_compat.h"
+#include "model/t2i/pixart_io.h"
+#include "sampler/distillation.h"
+#include "tools/train/train_checkpoint.h"
+
+namespace fs = std::filesystem;
+
+namespace lit::train {
+namespace {
+
+std::vector<at::Tensor> parameters_of(const PixArtMS& model) {
+  std::vector<at::Tensor> out;
+  for (const auto& p : model->parameters()) out.push_back(p.detach());
+  return out;
+}
+
+std::string shape_text(const std::vector<int64_t>& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? "x" : "") + std::to_string(s[i]);
+  return out;
+}
+
+}  // namespace
+
+void check_text_teacher_student(const PixArtConfig& t, const PixArtConfig& s) {
+  auto differ = [&](const char* what, double a, double b) {
+    if (a != b)
+      throw Error(std::string("distill: the teacher and the student differ in ") + what + " (" +
+                  std::to_string(static_cast<int64_t>(a)) + " vs " + std::to_string(static_cast<int64_t>(b)) +
+                  "): the student must have the teacher's shape apart from its self-attention");
+  };
+  differ("width", t.hidden_size, s.hidden_size);
+  differ("depth", t.depth, s.depth);
+  differ("patch size", t.patch_size, s.patch_size);
+  differ("input size", t.input_size, s.input_size);
+  differ("channels", t.in_channels, s.in_channels);
+  differ("caption channels", t.caption_channels, s.caption_channels);
+  differ("caption length", t.model_max_length, s.model_max_length);
+  differ("learned sigma", t.pred_sigma, s.pred_sigma);
+}
+
+TextTrainer::TextTrainer(PixArtMS student, PixArtMS teacher, std::shared_ptr<CaptionedData> data, TrainOptions options)
+    : student_(std::move(student)),
+      teacher_(std::move(teacher)),
+      data_(std::move(data)),
+      options_(std::move(options)),
+      diffusion_(GaussianDiffusion::create("")),
+      generator_(at::make_generator<at::CPUGeneratorImpl>(mix_seed(options_.seed, 0))) {
+  check_setup();
+  student_->eval();  // caption dropout is drawn here (see the header)
+  ema_ = PixArtMS(student_->config(), at::TensorOptions().dtype(student_->dtype()).device(student_->device()), false);
+  ema_->eval();
+  for (auto& p : ema_->parameters()) p.set_requires_grad(false);
+  copy_to_ema();
+  for (const auto& p : student_->parameters())
+    if (p.requires_grad()) trained_.push_back(p);
+  optimizer_ = std::make_unique<torch::optim::AdamW>(
+      trained_, torch::optim::AdamWOptions(options_.lr).weight_decay(options_.weight_decay));
+  if (teacher_) {
+    teacher_->eval();
+    for (auto& p : teacher_->parameters()) p.set_requires_grad(false);
+  }
+  if (!options_.run_dir.empty() && options_.rank == 0) {
+    log_.open(fs::path(options_.run_dir) / "log.jsonl", std::ios::app);
+    if (!log_) throw Error(options_.run_dir + "/log.jsonl: cannot open the log for writing");
+  }
+}
+
+TextTrainer::~TextTrainer() = default;
+
+void TextTrainer::check_setup() const {
+  const PixArtConfig& s = student_->config();
+  if (teacher_) check_text_teacher_student(teacher_->config(), s);
+  const auto shape = data_->example_shape();
+  if (shape != std::vector<int64_t>{s.in_channels, s.input_size, s.input_size})
+    throw Error("train: the data's examples are " + shape_text(shape) + " but the model takes " +
+                shape_text({s.in_channels, s.input_size, s.input_size}) + " (" + data_->description() + ")");
+  const CaptionFolderInfo& d = data_->info();
+  if (d.caption_channels != s.caption_channels || d.max_length != s.model_max_length)
+    throw Error("train: the data's captions are " + std::to_string(d.max_length) + " tokens of width " +
+                std::to_string(d.caption_channels) + " but the model takes " + std::to_string(s.model_max_length) +
+                " of width " + std::to_string(s.caption_channels) +
+                " (extract with the model's text encoder and --max-length)");
+  if (options_.batch_size < 1 || options_.max_steps < 0 || options_.lr <= 0 || options_.ema_decay < 0 ||
+      options_.ema_decay > 1 || options_.kd.lambda_eps < 0 || options_.kd.lambda_var < 0 ||
+      options_.label_dropout < 0 || options_.label_dropout > 1)
+    throw Error("train: batch size, steps, learning rate, EMA decay, caption dropout and KD weights must be positive");
+  if (options_.world_size < 1 || options_.rank < 0 || options_.rank >= options_.world_size)
+    throw Error("train: rank " + std::to_string(options_.rank) + " does not fit world size " +
+                std::to_string(options_.world_size));
+  if (options_.batch_size % options_.world_size != 0)
+    throw Error("train: the batch of " + std::to_string(options_.batch_size) + " (the global batch) does not split " +
+                "evenly over " + std::to_string(options_.world_size) + " ranks");
+  if (!options_.run_dir.empty() && options_.rank == 0) {
+    std::error_code ec;
+    fs::create_directories(options_.run_dir, ec);
+    const fs::path probe = fs::path(options_.run_dir) / ".write-test";
+    std::ofstream f(probe);
+    if (ec || !f) throw Error(options_.run_dir + ": the run folder cannot be created or written");
+    f.close();
+    fs::remove(probe, ec);
+  }
+}
+
+void TextTrainer::copy_to_ema() {
+  at::NoGradGuard no_grad;
+  const auto src = parameters_of(student_), dst = parameters_of(ema_);
+  for (size_t i = 0; i < dst.size(); ++i) dst[i].copy_(src[i]);
+  ema_->y_embedder->y_embedding.copy_(student_->y_embedder->y_embedding);
+}
+
+void TextTrainer::update_ema(double decay) {
+  at::NoGradGuard no_grad;
+  const auto src = parameters_of(student_);
+  auto dst = parameters_of(ema_);
+  at::_foreach_mul_(dst, decay);
+  at::_foreach_add_(dst, src, 1.0 - decay);
+}
+
+double TextTrainer::learning_rate(int64_t step) const {
+  if (options_.warmup_steps <= 0 || step >= options_.warmup_steps) return options_.lr;
+  return options_.lr * static_cast<double>(step + 1) / static_cast<double>(options_.warmup_steps);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// One step
+// ---------------------------------------------------------------------------------------------------------
+CaptionCondition TextTrainer::drop_captions(const CaptionCondition& c, const at::Tensor& drop) const {
+  if (!drop.defined()) return c;
+  const at::Tensor null = student_->y_embedder->y_embedding.to(c.features.device(), c.features.scalar_type());
+  const at::Tensor d = drop.to(c.features.device(), at::kBool).view({-1, 1, 1});
+  return {at::where(d, null.unsqueeze(0).expand_as(c.features), c.features), c.mask};
+}
+
+StepLosses TextTrainer::losses(const at::Tensor& x_start, const at::Tensor& t, const at::Tensor& noise,
+                               const CaptionCondition& sc, const CaptionCondition& tc) {
+  const at::Device device = student_->device();
+  std::optional<compat::AutocastGuard> autocast;
+  if (options_.bf16) autocast.emplace(device.type(), at::kBFloat16);
+  const ModelFn student = [&](const at::Tensor& x, const at::Tensor& tt) {
+    return student_->forward(x, tt, sc.features, sc.mask).to(at::kFloat);
+  };
+  StepLosses out;
+  if (teacher_ && (options_.kd.lambda_eps != 0 || options_.kd.lambda_var != 0)) {
+    const ModelFn teacher = [&](const at::Tensor& x, const at::Tensor& tt) {
+      return teacher_->forward(x, tt, tc.features.to(device), tc.mask.to(device)).to(at::kFloat);
+    };
+    const DistillationLosses d =
+        hybrid_distillation_losses(diffusion_, student, teacher, x_start, t, noise, options_.kd);
+    out = {d.total, d.student.loss, d.student.mse, d.student.vb, d.eps, d.var};
+  } else {
+    const TrainingLosses l = diffusion_.training_losses(student, x_start, t, noise);
+    out = {l.loss, l.loss, l.mse, l.vb, at::zeros_like(l.loss), at::zeros_like(l.loss)};
+  }
+  return out;
+}
+
+StepStats TextTrainer::step_on(const at::Tensor& x_start, const CaptionCondition& condition, const at::Tensor& t,
+                               const at::Tensor& noise, const at::Tensor& drop) {
+  const auto start = std::chrono::steady_clock::now();
+  const at::Device device = student_->device();
+  const at::Tensor x = x_start.to(device, at::kFloat), tt = t.to(device), n = noise.to(device, at::kFloat);
+  const CaptionCondition truth{condition.features.to(device, at::kFloat), condition.mask.to(device, at::kLong)};
+  const CaptionCondition dropped = drop_captions(truth, drop);
+
+  const double lr = learning_rate(step_);
+  for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  optimizer_->zero_grad();
+  const StepLosses l = losses(x, tt, n, dropped, truth);
+  if (averager_) averager_->begin();
+  l.total.mean().backward();
+  if (averager_) averager_->finish();
+
+  std::vector<at::Tensor> grads;
+  for (auto& p : trained_)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  at::Tensor norm_sq = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device));
+  for (auto& g : grads) norm_sq += g.pow(2).sum();
+  const double grad_norm = std::sqrt(norm_sq.item<double>());
+  if (options_.grad_clip > 0 && grad_norm > options_.grad_clip) {
+    at::NoGradGuard no_grad;
+    for (auto& g : grads) g.mul_(options_.grad_clip / (grad_norm + 1e-6));
+  }
+  optimizer_->step();
+  update_ema(options_.ema_decay);
+  ++step_;
+
+  at::Tensor means =
+      at::stack({l.total.mean(), l.mse.mean(), l.vb.mean(), l.kd_eps.mean(), l.kd_var.mean()}).detach().to(at::kFloat);
+  if (group_) {
+    group_->all_reduce_sum(means);
+    means.div_(options_.world_size);
+  }
+  means = means.to(at::kCPU, at::kDouble);
+  const double* m = means.data_ptr<double>();
+  StepStats s;
+  s.step = step_;
+  s.total = m[0];
+  s.mse = m[1];
+  s.vb = m[2];
+  s.kd_eps = m[3];
+  s.kd_var = m[4];
+  s.grad_norm = grad_norm;
+  s.lr = lr;
+  s.step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  s.images_per_second = static_cast<double>(x.size(0) * options_.world_size) / std::max(s.step_seconds, 1e-9);
+  return s;
+}
+
+StepStats TextTrainer::step() {
+  const auto start = std::chrono::steady_clock::now();
+  if (!loader_)
+    loader_ = std::make_unique<BatchLoader>(data_, local_batch(), options_.seed, position_, options_.rank,
+                                            options_.world_size, options_.data_threads);
+  const Batch batch = loader_->next();  // labels are the examples' indices (CaptionedData)
+  position_ = loader_->position();
+  CaptionCondition condition;
+  data_->captions(batch.labels, &condition.features, &condition.mask);
+  // Drawn in the class trainer's order from one CPU generator for the whole global batch.
+  const int64_t b = local_batch(), global = options_.batch_size, first = options_.rank * b;
+  std::vector<int64_t> shape = batch.x.sizes().vec();
+  shape[0] = global;
+  const at::Tensor t = at::randint(0, diffusion_.num_timesteps(), {global}, generator_, at::kLong).narrow(0, first, b);
+  const at::Tensor noise = at::randn(shape, generator_, at::kFloat).narrow(0, first, b);
+  const at::Tensor drop = (at::rand({global}, generator_, at::kFloat) < options_.label_dropout).narrow(0, first, b);
+  StepStats s = step_on(batch.x, condition, t, noise, drop);
+  s.step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  s.images_per_second = static_cast<double>(global) / std::max(s.step_seconds, 1e-9);
+  log_json(s);
+  return s;
+}
+
+void TextTrainer::log_json(const StepStats& s) {
+  if (!log_.is_open()) return;
+  const nlohmann::json j = {{"step", s.step},
+                            {"loss", s.total},
+                            {"mse", s.mse},
+                            {"vb", s.vb},
+                            {"kd_eps", s.kd_eps},
+                            {"kd_var", s.kd_var},
+                            {"grad_norm", s.grad_norm},
+                            {"lr", s.lr},
+                            {"step_s", s.step_seconds},
+                            {"images_per_s", s.images_per_second}};
+  log_ << j.dump() << "\n";
+  log_.flush();
+}
+
+void TextTrainer::run(const std::function<void(const StepStats&)>& on_step, const std::function<bool()>& should_stop) {
+  const bool writer = !options_.run_dir.empty() && options_.rank == 0;
+  if (group_) check_same_on_all_ranks(*group_, "training run", run_description(), student_->device());
+  auto stop_now = [&] {
+    bool stop = should_stop && should_stop();
+    if (!group_) return stop;
+    at::Tensor flag = at::full({1}, stop ? 1.0f : 0.0f, at::TensorOptions().device(student_->device()));
+    group_->all_reduce_sum(flag);
+    return flag.item<float>() > 0;
+  };
+  int64_t last_saved = -1;
+  while (step_ < options_.max_steps && !stop_now()) {
+    const StepStats s = step();
+    if (on_step) on_step(s);
+    if (writer && options_.checkpoint_every > 0 && step_ % options_.checkpoint_every == 0) {
+      save_checkpoint();
+      last_saved = step_;
+    }
+  }
+  if (writer && last_saved != step_) save_checkpoint();
+}
+
+void TextTrainer::set_process_group(std::shared_ptr<ProcessGroup> group) {
+  if (!group) return;
+  if (group->rank() != options_.rank || group->world_size() != options_.world_size)
+    throw Error("train: the process group is rank " + std::to_string(group->rank()) + " of " +
+                std::to_string(group->world_size()) + " but the options say " + std::to_string(options_.rank) + " of " +
+                std::to_string(options_.world_size));
+  group_ = std::move(group);
+  at::NoGradGuard no_grad;
+  auto all_tensors = [](PixArtMS& m) {
+    std::vector<at::Tensor> out;
+    for (const auto& p : m->parameters()) out.push_back(p);
+    for (const auto& b : m->buffers()) out.push_back(b);
+    return out;
+  };
+  std::vector<at::Tensor> tensors = all_tensors(student_);
+  group_->broadcast(tensors, 0);
+  if (teacher_) {
+    std::vector<at::Tensor> t = all_tensors(teacher_);
+    group_->broadcast(t, 0);
+  }
+  copy_to_ema();
+  averager_ = std::make_unique<GradientAverager>(group_, trained_);
+}
+
+std::string TextTrainer::run_description() const {
+  const nlohmann::json j = {{"student", student_->config().summary()},
+                            {"teacher", teacher_ ? teacher_->config().summary() : std::string()},
+                            {"data", data_->description()},
+                            {"data_size", data_->size()},
+                            {"batch", options_.batch_size},
+                            {"world_size", options_.world_size},
+                            {"max_steps", options_.max_steps},
+                            {"lr", options_.lr},
+                            {"weight_decay", options_.weight_decay},
+                            {"warmup", options_.warmup_steps},
+                            {"grad_clip", options_.grad_clip},
+                            {"ema_decay", options_.ema_decay},
+                            {"caption_dropout", options_.label_dropout},
+                            {"lambda_eps", options_.kd.lambda_eps},
+                            {"lambda_var", options_.kd.lambda_var},
+                            {"seed", options_.seed},
+                            {"bf16", options_.bf16},
+                            {"step", step_},
+                            {"position", position_}};
+  return j.dump();
+}
+
+void TextTrainer::truncate_log_after(int64_t step) {
+  if (!log_.is_open()) return;
+  log_.close();
+  const fs::path path = fs::path(options_.run_dir) / "log.jsonl";
+  std::string kept;
+  {
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_discarded() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() > step)
+        continue;
+      kept += line + "\n";
+    }
+  }
+  AtomicFile out(path.string());
+  out.write(kept.data(), kept.size());
+  out.commit();
+  log_.open(path, std::ios::app);
+  if (!log_) throw Error(path.string() + ": cannot open the log for writing");
+}
+
+std::string TextTrainer::save_checkpoint() {
+  if (options_.run_dir.empty()) throw Error("train: no run folder to save a checkpoint in");
+  const std::string checkpoints = (fs::path(options_.run_dir) / "checkpoints").string();
+  const std::map<std::string, std::string> meta = {{"train_step", std::to_string(step_)}};
+  const std::string dir = write_checkpoint_folder(checkpoints, step_, [&](const std::string& tmp) {
+    save_pixart(tmp + "/model.safetensors", student_, std::nullopt, meta);
+    save_pixart(tmp + "/ema.safetensors", ema_, std::nullopt, meta);
+    const uint32_t optimizer_crc = save_optimizer(tmp + "/optimizer.pt", *optimizer_);
+    save_trainer_state(tmp + "/trainer.safetensors",
+                       {step_, position_, options_.seed, generator_.get_state(), optimizer_crc});
+  });
+  prune_checkpoints(checkpoints, options_.keep_checkpoints);
+  if (on_event) on_event("checkpoint " + dir);
+  return dir;
+}
+
+void TextTrainer::resume(const std::string& path) {
+  const std::string dir = find_checkpoint(path);
+  const TrainerState state = load_trainer_state(dir + "/trainer.safetensors");
+  if (state.seed != options_.seed)
+    throw Error(dir + ": the checkpoint was trained with seed " + std::to_string(state.seed) + ", not " +
+                std::to_string(options_.seed) + " (pass --seed " + std::to_string(state.seed) + ")");
+  for (const char* name : {"model", "ema"}) {
+    const std::string file = dir + "/" + name + ".safetensors";
+    const PixArtCheckpoint ck = read_pixart_checkpoint(file);
+    if (!ck.config || *ck.config != student_->config())
+      throw Error(file + ": its config (" + (ck.config ? ck.config->summary() : std::string("none")) +
+                  ") is not the model's (" + student_->config().summary() + ")");
+    PixArtMS& target = std::string(name) == "model" ? student_ : ema_;
+    at::NoGradGuard no_grad;
+    load_state_dict(target, ck.tensors);
+  }
+  load_optimizer(dir + "/optimizer.pt", *optimizer_, state.optimizer_crc);
+  generator_.set_state(state.generator_state);
+  step_ = state.step;
+  position_ = state.position;
+  loader_.reset();
+  truncate_log_after(step_);
+  if (on_event) on_event("resumed from " + dir + " at step " + std::to_string(step_));
+}
+
+}  // namespace lit::train

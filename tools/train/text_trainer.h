@@ -1,0 +1,96 @@
+// The training loop of `lit train` / `lit distill` for text-to-image models (PixArt-Σ, LiT-T2I): the class
+// trainer's recipe (tools/train/trainer.h: AdamW with warm-up, EMA, the diffusion loss MSE + VB, bf16
+// autocast, checkpoints, exact resume, log.jsonl, data parallelism over c10d) with the condition being a
+// caption -- its cached T5 features and mask -- instead of a class label.
+//
+// Caption dropout (classifier-free guidance): with probability label_dropout (the config's
+// class_dropout_prob, 0.1) a row's caption is replaced by the model's learned null caption y_embedding while
+// its mask is kept, as the official PixArt code's CaptionEmbedder.token_drop does. It is drawn here, from the
+// run's generator (after the timesteps and the noise, as the class trainer draws its label dropout), not
+// inside the model, so that runs resume bit for bit and the teacher always sees the true caption.
+//
+// Distillation: a frozen PixArt-Σ teacher run on the same x_t, t, caption and mask; the hybrid loss of
+// sampler/distillation.h (lambda_eps, lambda_var).
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/optim/adamw.h>
+
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/t2i/pixart.h"
+#include "sampler/gaussian_diffusion.h"
+#include "tools/train/caption_data.h"
+#include "tools/train/distributed.h"
+#include "tools/train/trainer.h"  // TrainOptions, StepLosses, StepStats
+
+namespace lit::train {
+
+// The condition of a batch of a text model: caption features (B, L, C) and their mask (B, L), 1 = token.
+struct CaptionCondition {
+  at::Tensor features, mask;
+};
+
+// Throws lit::Error unless the student has the teacher's shape apart from its self-attention.
+void check_text_teacher_student(const PixArtConfig& teacher, const PixArtConfig& student);
+
+class TextTrainer {
+ public:
+  // student: trained in place; teacher: a frozen PixArt-Σ or nullptr. Throws lit::Error naming the problem
+  // (teacher and student of different shapes, data that does not fit the model, an unwritable run folder).
+  TextTrainer(PixArtMS student, PixArtMS teacher, std::shared_ptr<CaptionedData> data, TrainOptions options);
+  ~TextTrainer();
+
+  // Per-sample losses: x_start (B, C, H, W), t (B,) int64, noise, the student's condition (after any
+  // dropout) and the teacher's (the true caption).
+  StepLosses losses(const at::Tensor& x_start, const at::Tensor& t, const at::Tensor& noise,
+                    const CaptionCondition& student_condition, const CaptionCondition& teacher_condition);
+  // The condition with rows where drop (B,) bool is set replaced by the null caption (masks kept).
+  CaptionCondition drop_captions(const CaptionCondition& condition, const at::Tensor& drop) const;
+
+  StepStats step();
+  StepStats step_on(const at::Tensor& x_start, const CaptionCondition& condition, const at::Tensor& t,
+                    const at::Tensor& noise, const at::Tensor& drop = {});
+  void run(const std::function<void(const StepStats&)>& on_step = {}, const std::function<bool()>& should_stop = {});
+
+  // As the class trainer: <run_dir>/checkpoints/step-NNNNNNN/ with model/ema.safetensors (PixArt configs in
+  // their metadata: `lit generate` and `lit inspect` read them), optimizer.pt and trainer.safetensors.
+  std::string save_checkpoint();
+  void resume(const std::string& path);
+
+  void set_process_group(std::shared_ptr<ProcessGroup> group);
+  std::string run_description() const;
+
+  int64_t steps_done() const { return step_; }
+  PixArtMS& model() { return student_; }
+  PixArtMS& ema() { return ema_; }
+  std::function<void(const std::string&)> on_event;
+
+ private:
+  void check_setup() const;
+  void copy_to_ema();  // ema <- student (the EMA is built uninitialised)
+  void update_ema(double decay);
+  void log_json(const StepStats& stats);
+  void truncate_log_after(int64_t step);
+  int64_t local_batch() const { return options_.batch_size / options_.world_size; }
+  double learning_rate(int64_t step) const;
+
+  PixArtMS student_, teacher_, ema_{nullptr};
+  std::shared_ptr<CaptionedData> data_;
+  TrainOptions options_;
+  GaussianDiffusion diffusion_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::vector<at::Tensor> trained_;
+  at::Generator generator_;
+  std::unique_ptr<BatchLoader> loader_;
+  int64_t step_ = 0, position_ = 0;
+  std::ofstream log_;
+  std::shared_ptr<ProcessGroup> group_;
+  std::unique_ptr<GradientAverager> averager_;
+};
+
+}  // namespace lit::train
