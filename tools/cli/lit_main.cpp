@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   lit::cli::add_vae_command(app);
   lit::cli::add_encode_text_command(app);
   lit::cli::add_bench_text_encoder_command(app);
+  lit::cli::add_bench_t2i_command(app);
   lit::cli::add_merge_npz_command(app);
   try {
     app.parse(argc, argv);
