@@ -27,6 +27,7 @@
 #include "model/eval/frechet.h"
 #include "model/eval/inception.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/shards.h"
 #include "tools/train/fashion_mnist.h"
 #include "tools/cli/progress.h"
 #include "common/atomic_file.h"
@@ -163,6 +164,7 @@ FidInput open_fashion_mnist(const std::string& spec) {
 }
 
 FidInput open_input(const std::string& path) {
+  if (!is_fashion_mnist_spec(path) && path.find(',') != std::string::npos) return open_fid_shards(path);  // A,B,...
   return is_fashion_mnist_spec(path) ? open_fashion_mnist(path) : open_fid_input(path);
 }
 
@@ -341,6 +343,7 @@ void add_fid_command(CLI::App& app) {
   static FidOptions opt;
   cmd->add_option("inputs", opt.inputs,
                   "INPUT (its statistics) or REF SAMPLES: image folders, .npz image batches (arr_0, labels arr_1), "
+                  "the shards of one run as A,B,... (folders or batches), "
                   ".npz statistics (mu, sigma), or fashion-mnist[:DIR]:t10k|train")
       ->required()
       ->expected(1, 2);

@@ -4,11 +4,13 @@
 #include <csignal>
 #include <iostream>
 
+#include "common/error.h"
 #include "kernels/execution.h"
 #include "pipeline/request.h"
 #include "sampler/sampler.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/generate_job.h"
+#include "tools/cli/shards.h"
 
 namespace lit::cli {
 namespace {
@@ -74,11 +76,20 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--save-latents", o.save_latents, "also write the final latents (before decoding)");
   cmd->add_option("--init-noise", o.init_noise, "start from this noise (latents file, N x C x H x W)");
   cmd->add_flag("--resume", o.resume, "continue the run in the output folder, skipping complete images");
+  cmd->add_option("--shard", o.shard,
+                  "K/N: make only shard K of N (batch b is shard b mod N; under torchrun: RANK/WORLD_SIZE)");
   cmd->add_flag("-q,--quiet", o.quiet, "no progress output");
   cmd->callback([] {
     g_interrupted = false;
     auto previous = std::signal(SIGINT, on_sigint);
+    // A malformed --shard, or a shard asked for the whole run's .npz or sheet, is refused before any work.
+    const Shard shard = resolve_shard(o.shard);
+    if (shard.active() && (!o.grid.empty() || !o.npz.empty()))
+      throw Error("--shard " + shard.text() +
+                  ": a shard holds part of the images; make the .npz once every shard is done "
+                  "(lit merge-npz -o OUT.npz FOLDERS...)");
     try {
+      o.request.device = shard_device(o.request.device);  // cuda -> cuda:LOCAL_RANK under torchrun
       run_generate(o, &g_interrupted);
     } catch (const Cancelled&) {
       std::signal(SIGINT, previous);

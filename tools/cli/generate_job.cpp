@@ -16,6 +16,7 @@
 #include "pipeline/session.h"
 #include "tools/cli/contact_sheet.h"
 #include "tools/cli/progress.h"
+#include "tools/cli/shards.h"
 #include "weights/generation_params.h"
 #include "weights/image_io.h"
 #include "weights/latent_file.h"
@@ -256,7 +257,9 @@ int64_t run_generate(const GenerateOptions& o, const std::atomic<bool>* cancel) 
     if (!file->empty() && fs::path(*file).has_parent_path() && !fs::is_directory(fs::path(*file).parent_path()))
       throw Error(*file + ": folder " + fs::path(*file).parent_path().string() + " does not exist");
   const nlohmann::json manifest = make_manifest(o, plan, info, config);
-  check_manifest(o.output, manifest, o.resume);
+  // Shards may share one folder: a shard joins the run another shard started there when the settings match.
+  const bool join_shards = resolve_shard(o.shard).active() && fs::exists(o.output + "/" + kManifestName);
+  check_manifest(o.output, manifest, o.resume || join_shards);
   write_manifest(o.output, manifest);
 
   RunPaths paths;
@@ -267,10 +270,16 @@ int64_t run_generate(const GenerateOptions& o, const std::atomic<bool>* cancel) 
   paths.latents = !o.save_latents.empty();
   if (paths.latents) fs::create_directories(o.output + "/latents");
 
+  // A shard (--shard K/N, or RANK/WORLD_SIZE under torchrun) makes only its batches: tools/cli/shards.h.
+  const Shard shard = resolve_shard(o.shard);
   std::vector<int64_t> pending;
-  for (int64_t i = 0; i < n; ++i)
+  int64_t mine = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!shard.has_image(i, o.batch_size)) continue;
+    ++mine;
     if (!paths.complete(i)) pending.push_back(i);
-  const int64_t already = n - static_cast<int64_t>(pending.size());
+  }
+  const int64_t already = mine - static_cast<int64_t>(pending.size());
   if (!o.quiet) {
     std::cerr << "lit generate: " << info.architecture << " from " << info.path << " (config " << info.config_source
               << ") on " << r.device << " " << r.dtype << "; " << n << " images " << plan.image_size << "x"
@@ -279,7 +288,7 @@ int64_t run_generate(const GenerateOptions& o, const std::atomic<bool>* cancel) 
   }
 
   // ---- sampling, batch by batch; a batch is a run of consecutive pending indices ----
-  ProgressBar bar(n, "images");
+  ProgressBar bar(mine, "images");
   int64_t done = already, generated = 0;
   // Batches lie on a fixed grid (images [k*B, (k+1)*B)), so a resumed run samples every missing image in the
   // very batch it had in the first run: same shapes, same kernels, the same bytes. A batch with any image

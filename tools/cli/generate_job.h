@@ -35,6 +35,7 @@ struct GenerateOptions {
   std::string save_latents;    // final latents/pixels as float tensors (before decoding)
   std::string init_noise;      // latents file with the initial noise (N, C, H, W)
   bool resume = false;
+  std::string shard;  // "K/N": only shard K's batches (tools/cli/shards.h); "": RANK/WORLD_SIZE under torchrun
   bool quiet = false;
 };
 
