@@ -87,6 +87,49 @@ TEST(PixArtConfig, JsonRoundTripPresetsAndErrors) {
             std::string::npos);
 }
 
+TEST(PixArtConfig, ReleasedShapesOnTheMetaDevice) {
+  const auto meta = at::TensorOptions().device(at::kMeta);
+  // PixArt-Σ-XL/2: 0.6 B parameters (the learned null caption is a buffer, not counted), at any resolution.
+  for (int64_t px : {256, 512, 1024, 2048}) {
+    PixArtMS sigma(PixArtConfig::preset("PixArt-Sigma-XL/2", px), meta, /*initialize=*/false);
+    EXPECT_EQ(sigma->num_parameters(), 610856096) << px;
+  }
+  // LiT-T2I: + each block's depthwise conv (288 x 5 x 5 + 288), q/kv/proj the size of qkv/proj.
+  PixArtMS lit(PixArtConfig::preset("LiT-T2I-XL/2", 1024), meta, /*initialize=*/false);
+  EXPECT_EQ(lit->num_parameters(), 610856096 + 28 * (288 * 25 + 288));
+  // PixArt-α-1024: the size and aspect-ratio embedders on top, a 120-token null caption.
+  PixArtMS alpha(PixArtConfig::preset("PixArt-Alpha-XL/2", 1024), meta, /*initialize=*/false);
+  EXPECT_EQ(alpha->num_parameters(), 610856096 + 2 * (256 * 384 + 384 + 384 * 384 + 384));
+  EXPECT_EQ(state_dict(alpha).at("y_embedder.y_embedding").sizes(), at::IntArrayRef({120, 4096}));
+  EXPECT_TRUE(state_dict(alpha).contains("csize_embedder.mlp.0.weight"));
+}
+
+TEST(PixArtForwardMicro, SizeAndAspectConditionsEnterTheTimestepEmbedding) {
+  PixArtConfig c = test::tiny_pixart_config();
+  c.hidden_size = 72;  // divisible by 3 (size embedders) and 4 (positions)
+  c.micro_condition = true;
+  at::manual_seed(1);
+  PixArtMS model(c);
+  // Random final layer and cross-attention projections (the official init zeroes them).
+  for (auto& [name, p] : state_dict(model)) {
+    at::NoGradGuard no_grad;
+    if (name.find("final_layer.linear") != std::string::npos || name.find("cross_attn.proj") != std::string::npos)
+      p.normal_(0, 0.05);
+  }
+  model->eval();
+  at::NoGradGuard no_grad;
+  const at::Tensor x = io("x_8x8"), t = io("t"), y = io("y"), mask = io("mask");
+  MicroConditions micro{at::tensor({64.f, 64.f}).view({1, 2}), at::tensor({1.f})};
+  const at::Tensor a = model->forward(x, t, y, mask, micro);
+  micro.img_hw = at::tensor({96.f, 64.f}).view({1, 2});
+  micro.aspect_ratio = at::tensor({1.5f});
+  const at::Tensor b = model->forward(x, t, y, mask, micro);
+  EXPECT_EQ(a.sizes(), at::IntArrayRef({2, 8, 8, 8}));
+  EXPECT_GT(max_rel(a, b), 1e-4);
+  EXPECT_NE(test::error_of([&] { model->forward(x, t, y, mask); }).find("image size and aspect ratio"),
+            std::string::npos);
+}
+
 TEST(PixArtConfig, DiffusersAndOfficialKwargs) {
   std::ifstream in(test::fixture("t2i/pixart_tiny/diffusers/config.json"));
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
