@@ -35,7 +35,7 @@ void print_step(const train::StepStats& s, int64_t max_steps, bool distill) {
   char line[320];
   int n = std::snprintf(line, sizeof line, "step %lld/%lld  loss %.4f (mse %.4f vb %.4f",
                         static_cast<long long>(s.step), static_cast<long long>(max_steps), s.total, s.mse, s.vb);
-  if (distill) n += std::snprintf(line + n, sizeof line - n, " kd_eps %.4f kd_var %.4f", s.kd_eps, s.kd_var);
+  if (distill) n += std::snprintf(line + n, sizeof line - n, " kd_eps %.3g kd_var %.3g", s.kd_eps, s.kd_var);
   std::snprintf(line + n, sizeof line - n, ")  grad %.3f  lr %.2e  %.2f steps/s  %.1f img/s", s.grad_norm, s.lr,
                 1.0 / std::max(s.step_seconds, 1e-9), s.images_per_second);
   std::cout << line << std::endl;
