@@ -5,8 +5,11 @@
 //   Steps: 20, Sampler: dpm++2m, CFG scale: 4, Seed: 7, Size: 32x32, Model: lit-fmnist.safetensors, Class: 7,
 //   Guidance channels: dit, Dtype: fp32, Architecture: LiT-..., Run seed: 5, Image index: 2
 //
-// The prompt line is the class name ("unconditional" for the null class). Eta follows Guidance channels for
-// DDIM; "Clamp x0: on|off" follows when the request overrides the model's default. Reading back gives the
+// A text-to-image image's record is the web UI's own: the prompt, "Negative prompt: ..." when there is one,
+// then the settings (Size WIDTHxHEIGHT, Text encoder, Guidance convention, Null caption); it reads back
+// into Conditioning::Kind::Prompt with that prompt and negative prompt.
+// For class models the prompt line is the class name ("unconditional" for the null class). Eta follows Guidance
+// channels for DDIM; "Clamp x0: on|off" follows when the request overrides the model's default. Reading back gives the
 // request that makes the image again as image 0 (its own seed), with the model, VAE, device and execution
 // options of the base request.
 #pragma once

@@ -28,11 +28,23 @@ ClampX0 parse_clamp_x0(const std::string& name, const std::string& what) {
   throw Error(what + " " + name + ": use auto, on or off");
 }
 
+const char* guidance_convention_name(GuidanceConvention convention) {
+  return convention == GuidanceConvention::Diffusers ? "diffusers" : "official";
+}
+
+GuidanceConvention parse_guidance_convention(const std::string& name) {
+  if (name == "official") return GuidanceConvention::Official;
+  if (name == "diffusers") return GuidanceConvention::Diffusers;
+  throw Error("--guidance-convention " + name + ": use official or diffusers");
+}
+
 bool GenerationRequest::operator==(const GenerationRequest& o) const {
   return model == o.model && config == o.config && use_weights == o.use_weights && vae == o.vae && device == o.device &&
          dtype == o.dtype && execution == o.execution && sampler == o.sampler && steps == o.steps && eta == o.eta &&
          cfg_scale == o.cfg_scale && cfg_all_channels == o.cfg_all_channels && clamp_x0 == o.clamp_x0 &&
-         seed == o.seed && num_images == o.num_images && conditioning == o.conditioning;
+         seed == o.seed && num_images == o.num_images && conditioning == o.conditioning &&
+         text_encoder == o.text_encoder && width == o.width && height == o.height && max_length == o.max_length &&
+         guidance_convention == o.guidance_convention && learned_null_caption == o.learned_null_caption;
 }
 
 void check_request(GenerationRequest& r) {
@@ -48,8 +60,9 @@ void check_request(GenerationRequest& r) {
     throw Error("--use-weights " + r.use_weights + ": use ema or model");
   const Conditioning& c = r.conditioning;
   if (c.kind == Conditioning::Kind::Classes && c.classes.empty()) throw Error("--class: no class given");
-  if (c.kind == Conditioning::Kind::Prompt)
-    throw Error("a text prompt needs a text-to-image model; this pipeline has class-conditional models only");
+  if (r.width < 0 || r.height < 0) throw Error("--width and --height must be positive");
+  if (r.max_length < 0 || r.max_length > 4096)
+    throw Error("--max-length must be 1..4096 caption tokens, got " + std::to_string(r.max_length));
   const c10::ScalarType dtype = parse_dtype(r.dtype);
   kernels::parse_device(r.device);  // throws naming --device
   r.sampler = *sampler;

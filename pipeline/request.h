@@ -20,16 +20,31 @@ struct Conditioning {
     Classes,        // `classes`, ids or names, cycled over the images
     AllClasses,     // image i has class i mod the class count
     RandomClasses,  // uniform over the classes, drawn from the request's seed (DiT's FID protocol)
-    Prompt,         // text-to-image: `prompt` and `negative_prompt`
+    Prompt,         // text-to-image: `prompt` (or `prompts`, cycled) and `negative_prompt`
   };
   Kind kind = Kind::Unconditional;
   std::vector<std::string> classes;
   std::string prompt, negative_prompt;
+  std::vector<std::string> prompts;  // Kind::Prompt: image i has prompts[i mod size]; empty: `prompt` for all
 
+  // The prompt of image `index` (Kind::Prompt).
+  const std::string& prompt_of(int64_t index) const {
+    return prompts.empty() ? prompt : prompts[static_cast<size_t>(index) % prompts.size()];
+  }
   bool operator==(const Conditioning& o) const {
-    return kind == o.kind && classes == o.classes && prompt == o.prompt && negative_prompt == o.negative_prompt;
+    return kind == o.kind && classes == o.classes && prompt == o.prompt && negative_prompt == o.negative_prompt &&
+           prompts == o.prompts;
   }
 };
+
+// Text-to-image guidance: what the null (unconditional) branch sees.
+//   official (PixArt's scripts, the default): T5 of the negative prompt ("" by default) with the PROMPT's mask;
+//   diffusers (its PixArtSigmaPipeline): T5 of the negative prompt with its own mask.
+// null_caption "learned" replaces T5 of the negative prompt by the model's y_embedding (forward_with_cfg's
+// null caption), always with the prompt's mask.
+enum class GuidanceConvention { Official, Diffusers };
+const char* guidance_convention_name(GuidanceConvention convention);  // "official", "diffusers"
+GuidanceConvention parse_guidance_convention(const std::string& name);
 
 // Clamping each x_0 prediction to [-1, 1] while sampling. Auto: on for pixel-space models (their data lies in
 // [-1, 1]), off for latent models (latents do not).
@@ -43,6 +58,7 @@ struct GenerationRequest {
   std::string config;               // model config JSON for a checkpoint that records none
   std::string use_weights = "ema";  // training checkpoints: "ema" or "model"
   std::string vae;                  // diffusers VAE folder; empty: a pixel-space model
+  std::string text_encoder;         // T5 folder (text-to-image models only)
   std::string device = "cpu";       // cpu, cuda, cuda:N
   std::string dtype = "fp32";       // fp32, bf16, fp16 (common/format.h)
   kernels::ExecutionOptions execution;
@@ -58,9 +74,21 @@ struct GenerationRequest {
   int64_t num_images = 1;  // images 0 .. num_images - 1
   Conditioning conditioning;
 
+  // ---- text-to-image only ----
+  int64_t width = 0, height = 0;  // pixels; 0: the model's training resolution
+  int64_t max_length = 0;         // caption tokens; 0: the model's model_max_length (diffusers folders: 300)
+  GuidanceConvention guidance_convention = GuidanceConvention::Official;
+  bool learned_null_caption = false;  // the model's y_embedding instead of T5 of the negative prompt
+
   bool operator==(const GenerationRequest& o) const;
   bool operator!=(const GenerationRequest& o) const { return !(*this == o); }
 };
+
+// Text-to-image defaults, PixArt's: DPM-Solver++ (PixArt's own, on continuous time), 20 steps, guidance 4.5
+// over all channels. Front ends apply them for the choices the user did not make.
+inline constexpr const char* kTextSampler = "dpm++2m";
+inline constexpr int64_t kTextSteps = 20;
+inline constexpr double kTextCfgScale = 4.5;
 
 // Throws lit::Error naming the first field no generation accepts (as the CLI option: --steps, --dtype, ...).
 // On success writes the canonical names back: sampler "dpmsolver++" -> "dpm++2m", dtype "bfloat16" -> "bf16".

@@ -25,6 +25,8 @@
 
 #include "model/backbone/class_labels.h"
 #include "model/backbone/dit.h"
+#include "model/t2i/pixart.h"
+#include "model/text/text_encoder.h"
 #include "model/vae/vae.h"
 #include "pipeline/request.h"
 #include "sampler/sampler.h"
@@ -50,17 +52,29 @@ struct ModelInfo {
   std::string vae_summary;
   std::string device, dtype;
   kernels::ExecutionOptions execution;
+  std::string config_json;  // the model's config (ModelConfig or PixArtConfig JSON), for run manifests
+
+  // ---- text-to-image models (PixArt-Σ, LiT-T2I) ----
+  bool text_conditional = false;
+  int64_t caption_channels = 0;           // the text encoder width the model expects
+  int64_t max_length = 0;                 // caption tokens (model_max_length): the tokenizer's length
+  int64_t size_multiple = 1;              // width and height must be multiples of this (VAE factor x patch)
+  bool has_learned_null_caption = false;  // the checkpoint holds y_embedding
+  std::string text_encoder_path;          // empty: none loaded
+  std::string text_encoder_summary;
 
   bool pixel_model() const { return vae_path.empty(); }
 };
 
 // A request checked against the loaded model: every image's label and what the run makes.
 struct GenerationPlan {
-  GenerationRequest request;    // canonical names (check_request)
-  std::vector<int64_t> labels;  // one per image; num_classes is the null class
-  int64_t image_size = 0;       // pixels
-  bool images = true;           // decodable into images (a VAE, or a 1- or 3-channel pixel model)
-  bool clamp_x0 = false;        // request.clamp_x0 resolved for this model
+  GenerationRequest request;                    // canonical names (check_request)
+  std::vector<int64_t> labels;                  // one per image; num_classes is the null class
+  int64_t image_size = 0;                       // pixels (the height for non-square text-to-image plans)
+  int64_t width = 0, height = 0;                // pixels
+  int64_t latent_width = 0, latent_height = 0;  // the model's input grid
+  bool images = true;                           // decodable into images (a VAE, or a 1- or 3-channel pixel model)
+  bool clamp_x0 = false;                        // request.clamp_x0 resolved for this model
 };
 
 class Session {
@@ -79,13 +93,16 @@ class Session {
   // Whether the model and VAE the request names are what is loaded (load() would keep them).
   bool holds(const GenerationRequest& request) const;
   bool loaded() const { return static_cast<bool>(loaded_); }
-  const ModelInfo& info() const;  // lit::Error when nothing is loaded
-  DiT model() const;
-  const AutoencoderKL* vae() const;  // null for a pixel-space model
+  const ModelInfo& info() const;                  // lit::Error when nothing is loaded
+  DiT model() const;                              // lit::Error for a text-to-image model
+  PixArtMS t2i_model() const;                     // lit::Error for a class-conditional model
+  const text::TextEncoder* text_encoder() const;  // null when none is loaded
+  const AutoencoderKL* vae() const;               // null for a pixel-space model
 
   // check_request, load, then every check against the model: classes (names, ranges), the null class that
-  // unconditional images and guidance need, decodability. latents_only: a latent model without a VAE is
-  // accepted (its plan has images = false). Throws lit::Error naming the option.
+  // unconditional images and guidance need, decodability; for text-to-image models the prompt, the text
+  // encoder (present, of the model's caption width) and the size (multiples of the VAE factor x patch). latents_only: a
+  // latent model without a VAE is accepted (its plan has images = false). Throws lit::Error naming the option.
   GenerationPlan plan(GenerationRequest request, bool latents_only = false);
 
   // Samples images first .. first + count - 1 of the plan, returns their latents (count, C, H, W) on the
@@ -102,8 +119,19 @@ class Session {
 
  private:
   struct Loaded;
+  struct TextSlot;
+  void load_text_encoder(const GenerationRequest& request);
+  GenerationPlan plan_t2i(GenerationRequest request, bool latents_only);
+  const ModelInfo& load_t2i(const GenerationRequest& request, const std::string& path, at::Device device,
+                            const std::string& dtype_key);
+  static void load_vae_into(Loaded& next, const GenerationRequest& request, at::Device device,
+                            at::ScalarType model_dtype, int64_t channels, const std::string& model_name);
+  at::Tensor sample_text(const GenerationPlan& plan, int64_t first, int64_t count, const SamplingControl& control,
+                         const at::Tensor& init_noise);
+
   MessageFn on_message_;
   std::shared_ptr<Loaded> loaded_;
+  std::shared_ptr<TextSlot> text_;
 };
 
 }  // namespace lit

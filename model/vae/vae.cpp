@@ -176,6 +176,11 @@ at::ScalarType vae_dtype_for(at::ScalarType model_dtype) {
   return model_dtype == at::kBFloat16 ? at::kBFloat16 : at::kFloat;
 }
 
+at::ScalarType vae_dtype_for(at::ScalarType model_dtype, const VaeConfig& config) {
+  if (model_dtype == at::kHalf && !config.force_upcast) return at::kHalf;
+  return vae_dtype_for(model_dtype);
+}
+
 AutoencoderKL load_vae(const std::string& path, const VaeLoadOptions& options) {
   const VaeFiles files = find_vae_files(path, options.config_path);
   AutoencoderKL vae(read_vae_config(files.config));

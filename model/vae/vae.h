@@ -81,6 +81,8 @@ class AutoencoderKL {
 // The dtype a VAE runs in beside a diffusion model of `model_dtype`: bf16 stays bf16; fp16 and fp32 decode in
 // float32 (Stable Diffusion's VAE overflows float16).
 at::ScalarType vae_dtype_for(at::ScalarType model_dtype);
+// The same with the VAE's own config: fp16 stays fp16 when force_upcast is false (an fp16-safe VAE).
+at::ScalarType vae_dtype_for(at::ScalarType model_dtype, const VaeConfig& config);
 
 struct VaeLoadOptions {
   std::string config_path;  // a config.json to use instead of the one found beside the weights

@@ -61,6 +61,7 @@ VaeConfig parse_vae_config(const std::string& json_text, const std::string& orig
   read_key(j, "mid_block_add_attention", c.mid_block_add_attention, origin);
   read_key(j, "scaling_factor", c.scaling_factor, origin);
   read_key(j, "shift_factor", c.shift_factor, origin);
+  read_key(j, "force_upcast", c.force_upcast, origin);
 
   std::string act = "silu";
   read_key(j, "act_fn", act, origin);

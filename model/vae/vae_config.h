@@ -1,6 +1,7 @@
 // VaeConfig: the architecture of a Stable Diffusion AutoencoderKL, read from the `config.json` that diffusers'
 // save_pretrained writes beside the weights. Only the keys that shape the network or its latent space are
-// kept; the rest (sample_size, force_upcast, ...) describe how diffusers' pipelines use it.
+// kept, and force_upcast (whether float16 decoding must run in float32); the rest (sample_size, ...) describe
+// how diffusers' pipelines use it.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +24,9 @@ struct VaeConfig {
   // SD 1.x VAEs that DiT and LiT use (sd-vae-ft-ema / -mse).
   double scaling_factor = 0.18215;
   double shift_factor = 0.0;
+  // SD's and SDXL's VAEs overflow in float16: diffusers' pipelines upcast them to float32 for decoding when
+  // the config says force_upcast (true when absent, diffusers' default; false for fp16-fixed VAEs).
+  bool force_upcast = true;
 
   int64_t levels() const { return static_cast<int64_t>(block_out_channels.size()); }
   // Image pixels per latent pixel along each axis: 2^(levels - 1), 8 for Stable Diffusion.
