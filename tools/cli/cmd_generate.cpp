@@ -27,7 +27,7 @@ extern "C" void on_sigint(int) {
 void add_generate_command(CLI::App& app) {
   static GenerateOptions o;
   GenerationRequest& r = o.request;
-  auto* cmd = app.add_subcommand("generate", "Generate images from a DiT or LiT checkpoint");
+  auto* cmd = app.add_subcommand("generate", "Generate images from a DiT, LiT, PixArt-Σ or LiT-T2I checkpoint");
   cmd->add_option("--model", r.model,
                   "checkpoint (.safetensors, .pt, training checkpoint); default: the built-in model");
   cmd->add_option("--config", r.config, "model config JSON, for a checkpoint that records none");
@@ -39,14 +39,40 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--classes-file", o.classes_file, "file with one class id or name per line");
   cmd->add_flag("--random-classes", o.random_classes, "uniformly random classes (DiT's FID protocol)");
   cmd->add_flag("--all-classes", o.all_classes, "every class in turn: image i has class i mod the class count");
-  cmd->add_option("-n,--num-images", r.num_images, "number of images")->capture_default_str();
+  auto* prompt = cmd->add_option("--prompt", o.prompt, "text-to-image models: the prompt of every image");
+  cmd->add_option("--negative-prompt", o.negative_prompt, "text-to-image: what guidance steers away from");
+  cmd->add_option("--prompts-file", o.prompts_file,
+                  "text-to-image: one prompt per line; image i has prompt i (cycled; -n defaults to the count)");
+  cmd->add_option("--text-encoder", r.text_encoder, "text-to-image: the T5 folder (Hugging Face layout)");
+  cmd->add_option("--width", r.width, "text-to-image: image width in pixels (default: the model's)");
+  cmd->add_option("--height", r.height, "text-to-image: image height in pixels (default: the model's)");
+  cmd->add_option("--max-length", r.max_length,
+                  "text-to-image: caption tokens (default: the model's model_max_length; diffusers folders 300)");
+  cmd->add_option_function<std::string>(
+         "--guidance-convention",
+         [](const std::string& name) { o.request.guidance_convention = parse_guidance_convention(name); },
+         "text-to-image null branch: official (T5 of the negative prompt with the prompt's mask, PixArt's "
+         "scripts) or diffusers (with its own mask, diffusers' pipeline)")
+      ->check(CLI::IsMember({"official", "diffusers"}))
+      ->default_str("official");
+  cmd->add_option_function<std::string>(
+         "--null-caption", [](const std::string& name) { o.request.learned_null_caption = name == "learned"; },
+         "text-to-image null caption: t5 (T5 of the negative prompt) or learned (the model's y_embedding)")
+      ->check(CLI::IsMember({"t5", "learned"}))
+      ->default_str("t5");
+  auto* num_images = cmd->add_option("-n,--num-images", r.num_images, "number of images")->capture_default_str();
   cmd->add_option("--batch-size", o.batch_size, "images per model batch (does not change the images)")
       ->capture_default_str();
   cmd->add_option("--seed", r.seed, "image i uses seed + i")->capture_default_str();
-  cmd->add_option("--sampler", r.sampler, "ddpm, ddim or dpm++2m (also dpmsolver++, dpmpp2m)")->capture_default_str();
-  cmd->add_option("--steps", r.steps, "sampling steps (respaced, 1..1000)")->capture_default_str();
+  auto* sampler = cmd->add_option("--sampler", r.sampler,
+                                  "ddpm, ddim or dpm++2m (also dpmsolver++, dpmpp2m; text-to-image: PixArt's "
+                                  "DPM-Solver++ on continuous time, its default)")
+                      ->capture_default_str();
+  auto* steps = cmd->add_option("--steps", r.steps, "sampling steps (respaced, 1..1000; text-to-image default 20)")
+                    ->capture_default_str();
   cmd->add_option("--eta", r.eta, "DDIM eta (0: deterministic)")->capture_default_str();
-  cmd->add_option("--cfg-scale", r.cfg_scale, "classifier-free guidance scale (1: none)")->capture_default_str();
+  auto* cfg = cmd->add_option("--cfg-scale", r.cfg_scale, "classifier-free guidance scale (1: none; text-to-image 4.5)")
+                  ->capture_default_str();
   cmd->add_flag("--cfg-all-channels", r.cfg_all_channels,
                 "guide all noise channels (standard form) instead of DiT's first 3");
   cmd->add_option("--size", o.size, "image size in pixels (must match the model; default: the model's)");
@@ -79,7 +105,12 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--shard", o.shard,
                   "K/N: make only shard K of N (batch b is shard b mod N; under torchrun: RANK/WORLD_SIZE)");
   cmd->add_flag("-q,--quiet", o.quiet, "no progress output");
-  cmd->callback([] {
+  cmd->callback([=] {
+    o.has_prompt = prompt->count() > 0;
+    o.sampler_given = sampler->count() > 0;
+    o.steps_given = steps->count() > 0;
+    o.cfg_given = cfg->count() > 0;
+    o.num_images_given = num_images->count() > 0;
     g_interrupted = false;
     auto previous = std::signal(SIGINT, on_sigint);
     // A malformed --shard, or a shard asked for the whole run's .npz or sheet, is refused before any work.

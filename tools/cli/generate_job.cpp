@@ -13,6 +13,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/format.h"
+#include "model/t2i/pixart_io.h"
 #include "pipeline/session.h"
 #include "tools/cli/contact_sheet.h"
 #include "tools/cli/progress.h"
@@ -45,6 +46,9 @@ void check_options(const GenerateOptions& o) {
   const int sources =
       (!o.classes.empty()) + (!o.classes_file.empty()) + (o.random_classes ? 1 : 0) + (o.all_classes ? 1 : 0);
   if (sources > 1) throw Error("--class, --classes-file, --random-classes and --all-classes exclude each other");
+  if (o.has_prompt && !o.prompts_file.empty()) throw Error("--prompt and --prompts-file exclude each other");
+  if (sources > 0 && (o.has_prompt || !o.prompts_file.empty()))
+    throw Error("--prompt/--prompts-file and --class/--classes-file/--random-classes/--all-classes exclude each other");
   if (o.grid.empty() && (o.grid_labels || o.grid_scale != 1 || o.grid_columns != 0))
     throw Error("--grid-labels, --grid-scale and --grid-columns need --grid FILE");
   if (o.grid_scale < 1 || o.grid_scale > 64)
@@ -87,12 +91,42 @@ std::vector<std::string> read_classes_file(const std::string& path) {
   return out;
 }
 
-// The request with the conditioning of --class, --classes-file, --all-classes or --random-classes.
+// One prompt per line (a trailing '\r' removed); blank lines are skipped.
+std::vector<std::string> read_prompts_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error("--prompts-file " + path + ": cannot open");
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") != std::string::npos) out.push_back(line);
+  }
+  if (out.empty()) throw Error("--prompts-file " + path + ": no prompts in it (one prompt per line)");
+  return out;
+}
+
+// The request with the conditioning of --prompt/--prompts-file, --class, --classes-file, --all-classes or
+// --random-classes; a text-to-image model gets PixArt's sampling defaults for what the user did not choose.
 GenerationRequest request_of(const GenerateOptions& o) {
   GenerationRequest r = o.request;
   Conditioning& c = r.conditioning;
   c = Conditioning{};
-  if (!o.classes.empty() || !o.classes_file.empty()) {
+  if (!r.model.empty() && is_pixart_checkpoint(r.model)) {
+    if (!o.sampler_given) r.sampler = kTextSampler;
+    if (!o.steps_given) r.steps = kTextSteps;
+    if (!o.cfg_given) r.cfg_scale = kTextCfgScale;
+    r.cfg_all_channels = true;  // guidance over all channels (DDPM/DDIM; PixArt's DPM-Solver always does)
+  }
+  if (o.has_prompt || !o.prompts_file.empty()) {
+    c.kind = Conditioning::Kind::Prompt;
+    c.prompt = o.prompt;
+    c.negative_prompt = o.negative_prompt;
+    if (!o.prompts_file.empty()) {
+      c.prompts = read_prompts_file(o.prompts_file);
+      if (!o.num_images_given) r.num_images = static_cast<int64_t>(c.prompts.size());
+    }
+  } else if (!o.negative_prompt.empty()) {
+    throw Error("--negative-prompt needs --prompt or --prompts-file");
+  } else if (!o.classes.empty() || !o.classes_file.empty()) {
     c.kind = Conditioning::Kind::Classes;
     c.classes = o.classes_file.empty() ? o.classes : read_classes_file(o.classes_file);
   } else if (o.all_classes) {
@@ -106,14 +140,13 @@ GenerationRequest request_of(const GenerateOptions& o) {
 // ---------------------------------------------------------------------------------------------------------
 // The run manifest: what must stay the same for --resume to continue a run
 // ---------------------------------------------------------------------------------------------------------
-nlohmann::json make_manifest(const GenerateOptions& o, const GenerationPlan& plan, const ModelInfo& info,
-                             const ModelConfig& config) {
+nlohmann::json make_manifest(const GenerateOptions& o, const GenerationPlan& plan, const ModelInfo& info) {
   const GenerationRequest& r = plan.request;
   nlohmann::json m;
   m["lit_version"] = LIT_VERSION;
   m["model"] = fs::absolute(info.path).lexically_normal().string();
   m["use_weights"] = r.use_weights;
-  m["model_config"] = nlohmann::json::parse(config.to_json());
+  m["model_config"] = nlohmann::json::parse(info.config_json);
   m["vae"] = r.vae.empty() ? "" : fs::absolute(r.vae).lexically_normal().string();
   m["num_images"] = r.num_images;
   m["seed"] = r.seed;
@@ -130,6 +163,17 @@ nlohmann::json make_manifest(const GenerateOptions& o, const GenerationPlan& pla
   m["format"] = o.format;
   m["init_noise"] = o.init_noise.empty() ? "" : fs::absolute(o.init_noise).lexically_normal().string();
   m["save_latents"] = !o.save_latents.empty();
+  if (info.text_conditional) {
+    const Conditioning& c = r.conditioning;
+    m["text_encoder"] = fs::absolute(r.text_encoder).lexically_normal().string();
+    m["prompts"] = c.prompts.empty() ? std::vector<std::string>{c.prompt} : c.prompts;
+    m["negative_prompt"] = c.negative_prompt;
+    m["width"] = plan.width;
+    m["height"] = plan.height;
+    m["max_length"] = r.max_length;
+    m["guidance_convention"] = guidance_convention_name(r.guidance_convention);
+    m["null_caption"] = r.learned_null_caption ? "learned" : "t5";
+  }
   return m;
 }
 
@@ -231,16 +275,18 @@ int64_t run_generate(const GenerateOptions& o, const std::atomic<bool>* cancel) 
   const GenerationPlan plan = session.plan(request_of(o), /*latents_only=*/!o.save_latents.empty());
   const GenerationRequest& r = plan.request;
   const ModelInfo& info = session.info();
-  const ModelConfig& config = session.model()->config();
   const int64_t n = r.num_images;
-  if (o.size != 0 && o.size != plan.image_size)
+  if (info.text_conditional && o.size != 0 && (o.size != plan.width || o.size != plan.height))
+    throw Error("--size " + std::to_string(o.size) + ": the run makes " + std::to_string(plan.width) + "x" +
+                std::to_string(plan.height) + " images (choose them with --width and --height)");
+  if (!info.text_conditional && o.size != 0 && o.size != plan.image_size)
     throw Error("--size " + std::to_string(o.size) + " does not match the model: it makes " +
                 std::to_string(plan.image_size) + "x" + std::to_string(plan.image_size) + " images (" +
                 std::to_string(info.latent_size) + " latent pixels" +
                 (session.vae() ? " x " + std::to_string(plan.image_size / info.latent_size) : "") + ")");
 
   at::Tensor init_noise;
-  const std::vector<int64_t> sample_shape = {n, info.channels, info.latent_size, info.latent_size};
+  const std::vector<int64_t> sample_shape = {n, info.channels, plan.latent_height, plan.latent_width};
   if (!o.init_noise.empty()) {
     try {
       init_noise = read_latents(o.init_noise);
@@ -256,7 +302,7 @@ int64_t run_generate(const GenerateOptions& o, const std::atomic<bool>* cancel) 
   for (const std::string* file : {&o.grid, &o.npz, &o.save_latents})
     if (!file->empty() && fs::path(*file).has_parent_path() && !fs::is_directory(fs::path(*file).parent_path()))
       throw Error(*file + ": folder " + fs::path(*file).parent_path().string() + " does not exist");
-  const nlohmann::json manifest = make_manifest(o, plan, info, config);
+  const nlohmann::json manifest = make_manifest(o, plan, info);
   // Shards may share one folder: a shard joins the run another shard started there when the settings match.
   const bool join_shards = resolve_shard(o.shard).active() && fs::exists(o.output + "/" + kManifestName);
   check_manifest(o.output, manifest, o.resume || join_shards);
@@ -282,9 +328,9 @@ int64_t run_generate(const GenerateOptions& o, const std::atomic<bool>* cancel) 
   const int64_t already = mine - static_cast<int64_t>(pending.size());
   if (!o.quiet) {
     std::cerr << "lit generate: " << info.architecture << " from " << info.path << " (config " << info.config_source
-              << ") on " << r.device << " " << r.dtype << "; " << n << " images " << plan.image_size << "x"
-              << plan.image_size << ", " << r.sampler << " " << r.steps << " steps, cfg " << format_number(r.cfg_scale)
-              << ", seed " << r.seed << (already ? ", resuming: " + std::to_string(already) + " done" : "") << "\n";
+              << ") on " << r.device << " " << r.dtype << "; " << n << " images " << plan.width << "x" << plan.height
+              << ", " << r.sampler << " " << r.steps << " steps, cfg " << format_number(r.cfg_scale) << ", seed "
+              << r.seed << (already ? ", resuming: " + std::to_string(already) + " done" : "") << "\n";
   }
 
   // ---- sampling, batch by batch; a batch is a run of consecutive pending indices ----
@@ -340,9 +386,14 @@ int64_t run_generate(const GenerateOptions& o, const std::atomic<bool>* cancel) 
     for (int64_t i = 0; i < k; ++i) {
       images.push_back(read_image(paths.image(i)));
       const int64_t label = labels[static_cast<size_t>(i)];
-      if (o.grid_labels)
+      if (o.grid_labels && info.text_conditional) {
+        std::string prompt = r.conditioning.prompt_of(i);  // the prompt, shortened to fit under a tile
+        if (prompt.size() > 40) prompt = prompt.substr(0, 37) + "...";
+        sheet.captions.push_back(prompt);
+      } else if (o.grid_labels) {
         sheet.captions.push_back(label == info.num_classes ? "unconditional"
                                                            : info.classes.names[static_cast<size_t>(label)]);
+      }
     }
     write_image(o.grid, contact_sheet(images, sheet));
   }

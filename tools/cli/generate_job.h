@@ -23,7 +23,14 @@ struct GenerateOptions {
   std::string classes_file;          // one id or name per line
   bool random_classes = false;       // uniform over the classes (DiT's FID protocol)
   bool all_classes = false;          // image i has class i mod num_classes
-  std::string output;                // folder
+  // Text-to-image models: the prompt (has_prompt: --prompt was given, "" included), or one prompt per line
+  // of prompts_file (image i has prompt i mod the count; -n defaults to the count).
+  bool has_prompt = false;
+  std::string prompt, negative_prompt, prompts_file;
+  // Which sampling choices the user made: a text model gets PixArt's defaults (pipeline/request.h) for the
+  // others (DPM-Solver++, 20 steps, guidance 4.5 over all channels).
+  bool sampler_given = false, steps_given = false, cfg_given = false, num_images_given = false;
+  std::string output;  // folder
   int64_t batch_size = 8;
   int64_t size = 0;            // image size in pixels; 0: the model's
   std::string format = "png";  // png, jpg, webp (parameters are embedded in PNGs only)
