@@ -48,6 +48,9 @@ int main(int argc, char** argv) {
   CLI::App cli{"lit-studio: generate images with LiT / DiT models"};
   cli.add_option("--model", start.model, "checkpoint to load (default: the built-in Fashion-MNIST LiT)");
   cli.add_option("--vae", start.vae, "diffusers VAE folder, for latent models");
+  cli.add_option("--text-encoder", start.text_encoder, "T5 folder, for text-to-image models (PixArt-Σ, LiT-T2I)");
+  cli.add_option("--prompt", start.prompt, "prompt to start with (text-to-image models)");
+  cli.add_option("--negative-prompt", start.negative_prompt, "negative prompt to start with");
   cli.add_option("--class", start.class_arg, "class id or name to start with");
   cli.add_flag("--unconditional", start.unconditional, "start unconditional");
   cli.add_option("--sampler", start.sampler, "ddpm, ddim or dpm++2m");

@@ -100,11 +100,11 @@ void FileBrowser::open(Purpose p, const std::string& start_path) {
   want_open = true;
   error.clear();
   listing_dir.clear();
-  pick_folder = p == Purpose::Vae;
-  extensions = p == Purpose::Model       ? kModelExtensions
-               : p == Purpose::Vae       ? std::vector<std::string>{".safetensors", ".bin"}
-               : p == Purpose::OpenImage ? kImageExtensions
-                                         : std::vector<std::string>{".png"};
+  pick_folder = p == Purpose::Vae || p == Purpose::TextEncoder;
+  extensions = p == Purpose::Model                              ? kModelExtensions
+               : p == Purpose::Vae || p == Purpose::TextEncoder ? std::vector<std::string>{".safetensors", ".bin"}
+               : p == Purpose::OpenImage                        ? kImageExtensions
+                                                                : std::vector<std::string>{".png"};
   std::error_code ec;
   fs::path start = start_path.empty() ? fs::current_path(ec) : fs::path(start_path);
   if (fs::is_directory(start, ec)) {
@@ -134,6 +134,13 @@ StudioUI::StudioUI(Generator& generator, const StartOptions& start)
   if (settings_.model_path.empty())
     if (auto builtin = find_builtin_model()) settings_.model_path = *builtin;
   settings_.vae_path = start.vae;
+  settings_.text_encoder_path = start.text_encoder;
+  if (start.prompt) {
+    settings_.conditioning.kind = Conditioning::Kind::Prompt;
+    settings_.conditioning.prompt = *start.prompt;
+    settings_.conditioning.negative_prompt = start.negative_prompt;
+  }
+  cfg_chosen_ = start.cfg_scale.has_value();
   if (start.sampler) settings_.sampler = canonical_sampler_name(*start.sampler).value_or(*start.sampler);
   if (start.device) settings_.device = *start.device;
   if (start.dtype)
@@ -193,12 +200,26 @@ void StudioUI::poll_generator() {
   }
   const std::optional<ModelInfo> info = gen_.model();
   if (info && (!model_ || model_->path != info->path || model_->vae_path != info->vae_path ||
-               model_->device != info->device || model_->dtype != info->dtype)) {
+               model_->text_encoder_path != info->text_encoder_path || model_->device != info->device ||
+               model_->dtype != info->dtype)) {
     remember("model", info->path);
     remember("vae", info->vae_path);
+    remember("text_encoder", info->text_encoder_path);
     if (info->class_conditional && settings_.conditioning.class_id >= info->num_classes)
       settings_.conditioning.class_id = 0;
-    if (!info->class_conditional) settings_.conditioning.kind = Conditioning::Kind::Unconditional;
+    if (info->text_conditional) {
+      // A prompt box instead of the class picker, and PixArt's guidance unless the user chose another.
+      if (!model_ || !model_->text_conditional) {
+        settings_.conditioning.kind = Conditioning::Kind::Prompt;
+        if (!cfg_chosen_) settings_.cfg_scale = kTextCfgScale;
+        settings_.cfg_all_channels = true;
+      }
+    } else if (settings_.conditioning.kind == Conditioning::Kind::Prompt) {
+      settings_.conditioning.kind =
+          info->class_conditional ? Conditioning::Kind::Class : Conditioning::Kind::Unconditional;
+    } else if (!info->class_conditional) {
+      settings_.conditioning.kind = Conditioning::Kind::Unconditional;
+    }
   }
   model_ = info;
   if (model_ && !pending_class_.empty()) {
@@ -253,6 +274,13 @@ void StudioUI::start_generate() {
     return;
   }
   const uint64_t seed = seed_for_run(settings_);
+  if (settings_.conditioning.kind == Conditioning::Kind::Prompt && !settings_.conditioning.prompt.empty()) {
+    recent_.add("prompt", settings_.conditioning.prompt);  // recent prompts, in the recent-files file
+    try {
+      recent_.save();
+    } catch (const Error&) {
+    }
+  }
   if (gen_.generate(settings_, seed)) {
     progress_ = gen_.progress();
     set_status("generating", false);
@@ -264,6 +292,7 @@ void StudioUI::restore(const Settings& from, const std::vector<std::string>& not
   Settings s = from;
   s.model_path = settings_.model_path;
   s.vae_path = settings_.vae_path;
+  s.text_encoder_path = settings_.text_encoder_path;
   s.device = settings_.device;
   s.preview_every = settings_.preview_every;
   s.batch_count = settings_.batch_count;
@@ -355,21 +384,25 @@ void StudioUI::draw_menu() {
       browser_.open(FileBrowser::Purpose::Model, settings_.model_path);
     if (ImGui::MenuItem("Open VAE folder...", nullptr, false, !busy))
       browser_.open(FileBrowser::Purpose::Vae, settings_.vae_path);
+    if (ImGui::MenuItem("Open text encoder folder...", nullptr, false, !busy))
+      browser_.open(FileBrowser::Purpose::TextEncoder, settings_.text_encoder_path);
     if (ImGui::MenuItem("Open image...")) browser_.open(FileBrowser::Purpose::OpenImage, "");
     if (ImGui::MenuItem("Save image...", nullptr, false, history_.selected() != nullptr))
       browser_.open(FileBrowser::Purpose::SaveImage, suggest_save_path(save_dir_, *history_.selected()));
     ImGui::Separator();
-    for (const char* kind : {"model", "vae", "image"}) {
+    for (const char* kind : {"model", "vae", "text_encoder", "image"}) {
       const auto files = recent_.list(kind);
-      const std::string label =
-          std::string("Recent ") + (std::string(kind) == "vae" ? "VAEs" : kind + std::string("s"));
+      const std::string k = kind;
+      const std::string label = std::string("Recent ") + (k == "vae"            ? "VAEs"
+                                                          : k == "text_encoder" ? "text encoders"
+                                                                                : k + "s");
       if (ImGui::BeginMenu(label.c_str(), !files.empty())) {
         for (const auto& f : files) {
           if (!ImGui::MenuItem(f.c_str())) continue;
           if (std::string(kind) == "image") {
             open_image_file(f);
           } else if (!busy) {
-            (std::string(kind) == "model" ? settings_.model_path : settings_.vae_path) = f;
+            (k == "model" ? settings_.model_path : k == "vae" ? settings_.vae_path : settings_.text_encoder_path) = f;
             start_load();
           }
         }
@@ -395,6 +428,10 @@ void StudioUI::draw_model_panel() {
   ImGui::InputTextWithHint("##vae", "VAE folder (latent models only)", &settings_.vae_path);
   ImGui::SameLine();
   if (ImGui::Button("Browse##vae")) browser_.open(FileBrowser::Purpose::Vae, settings_.vae_path);
+  ImGui::SetNextItemWidth(-70);
+  ImGui::InputTextWithHint("##t5", "T5 text encoder folder (text-to-image models)", &settings_.text_encoder_path);
+  ImGui::SameLine();
+  if (ImGui::Button("Browse##t5")) browser_.open(FileBrowser::Purpose::TextEncoder, settings_.text_encoder_path);
   if (ImGui::Button("Load")) start_load();
   ImGui::SameLine();
   if (ImGui::Button("Built-in")) {
@@ -418,16 +455,36 @@ void StudioUI::draw_model_panel() {
   ImGui::TextColored(kDimColour, "%s parameters, %s images, %s %s", with_commas(m.parameters).c_str(),
                      (std::to_string(m.image_size) + "x" + std::to_string(m.image_size)).c_str(), m.device.c_str(),
                      m.dtype.c_str());
-  ImGui::TextColored(kDimColour, "%lld classes (%s)%s", static_cast<long long>(m.num_classes), m.classes.source.c_str(),
-                     m.has_null_class ? " + unconditional" : "");
+  if (m.text_conditional)
+    ImGui::TextColored(kDimColour, "text-to-image; T5: %s",
+                       m.text_encoder_path.empty() ? "none (choose its folder)" : m.text_encoder_summary.c_str());
+  else
+    ImGui::TextColored(kDimColour, "%lld classes (%s)%s", static_cast<long long>(m.num_classes),
+                       m.classes.source.c_str(), m.has_null_class ? " + unconditional" : "");
   ImGui::TextColored(kDimColour, "%s", m.pixel_model() ? "pixel space, no VAE" : ("VAE: " + m.vae_summary).c_str());
   ImGui::TextColored(kDimColour, "%s", kernels::describe(m.execution).c_str());
 }
 
-// The conditioning the loaded model takes. Class-conditional models: a class or none. A text-conditioned
-// model would draw its prompt box here, from Conditioning's prompt kind.
+// The conditioning the loaded model takes. Class-conditional models: a class or none. Text-to-image models:
+// a prompt and a negative prompt, with the recent prompts to pick from.
 void StudioUI::draw_conditioning_panel() {
   if (!ImGui::CollapsingHeader("Conditioning", ImGuiTreeNodeFlags_DefaultOpen)) return;
+  if (model_ && model_->text_conditional) {
+    Conditioning& c = settings_.conditioning;
+    c.kind = Conditioning::Kind::Prompt;
+    ImGui::TextUnformatted("prompt");
+    ImGui::InputTextMultiline("##prompt", &c.prompt, ImVec2(-1, 3 * ImGui::GetTextLineHeightWithSpacing()));
+    ImGui::TextUnformatted("negative prompt");
+    ImGui::InputTextMultiline("##negative", &c.negative_prompt, ImVec2(-1, 2 * ImGui::GetTextLineHeightWithSpacing()));
+    const auto recent = recent_.list("prompt");
+    ImGui::SetNextItemWidth(-1);
+    if (ImGui::BeginCombo("##recent_prompts", recent.empty() ? "no recent prompts" : "recent prompts")) {
+      for (const auto& p : recent)
+        if (ImGui::Selectable(p.c_str(), p == c.prompt)) c.prompt = p;
+      ImGui::EndCombo();
+    }
+    return;
+  }
   if (!model_ || !model_->class_conditional) {
     ImGui::TextColored(kDimColour, model_ ? "unconditional model" : "load a model to choose a class");
     return;
@@ -731,6 +788,10 @@ void StudioUI::draw_file_browser() {
         break;
       case FileBrowser::Purpose::Vae:
         settings_.vae_path = path;
+        start_load();
+        break;
+      case FileBrowser::Purpose::TextEncoder:
+        settings_.text_encoder_path = path;
         start_load();
         break;
       case FileBrowser::Purpose::OpenImage:

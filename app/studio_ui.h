@@ -15,9 +15,12 @@ namespace lit::studio {
 
 // What the command line asks of the window.
 struct StartOptions {
-  std::string model;      // --model; empty: the built-in model when there is one
-  std::string vae;        // --vae
-  std::string class_arg;  // --class: an id or name, resolved once the model is loaded
+  std::string model;                  // --model; empty: the built-in model when there is one
+  std::string vae;                    // --vae
+  std::string text_encoder;           // --text-encoder: T5 folder, for text-to-image models
+  std::optional<std::string> prompt;  // --prompt (text-to-image)
+  std::string negative_prompt;        // --negative-prompt
+  std::string class_arg;              // --class: an id or name, resolved once the model is loaded
   bool unconditional = false;
   std::optional<std::string> sampler, device, dtype;
   std::optional<kernels::AttentionImpl> attention;
@@ -31,7 +34,7 @@ struct StartOptions {
 
 // A file dialog drawn with ImGui: a folder listing, a name box, OK / Cancel.
 struct FileBrowser {
-  enum class Purpose { None, Model, Vae, OpenImage, SaveImage };
+  enum class Purpose { None, Model, Vae, TextEncoder, OpenImage, SaveImage };
   Purpose purpose = Purpose::None;
   bool want_open = false;    // open the popup on the next frame
   bool pick_folder = false;  // the answer is the current folder (VAE folders)
@@ -97,6 +100,7 @@ class StudioUI {
   bool status_error_ = false;
   std::string class_filter_;
   bool scroll_to_class_ = true;
+  bool cfg_chosen_ = false;    // --cfg-scale given: a text model keeps it instead of PixArt's 4.5
   std::string pending_class_;  // --class waiting for the model's names
   FileBrowser browser_;
   std::string save_dir_;

@@ -218,7 +218,9 @@ void Generator::ensure_loaded(const Settings& s, bool force) {
 void Generator::do_generate(const Settings& s, uint64_t run_seed) {
   ensure_loaded(s, /*force=*/false);
   GenerationRequest request = request_of(s, run_seed);
-  if (!session_->info().class_conditional) request.conditioning = lit::Conditioning{};
+  // A model without classes generates unconditionally; a text-to-image model keeps its prompt.
+  if (!session_->info().class_conditional && !session_->info().text_conditional)
+    request.conditioning = lit::Conditioning{};
   const GenerationPlan plan = session_->plan(request);
   const ModelInfo info = session_->info();
   {

@@ -35,11 +35,11 @@ std::string lower(std::string s) {
 // Settings
 // ---------------------------------------------------------------------------------------------------------
 bool Settings::operator==(const Settings& o) const {
-  return model_path == o.model_path && vae_path == o.vae_path && conditioning == o.conditioning &&
-         sampler == o.sampler && steps == o.steps && eta == o.eta && cfg_scale == o.cfg_scale &&
-         cfg_all_channels == o.cfg_all_channels && seed == o.seed && random_seed == o.random_seed &&
-         batch_count == o.batch_count && device == o.device && dtype == o.dtype && clamp_x0 == o.clamp_x0 &&
-         execution == o.execution && preview_every == o.preview_every;
+  return model_path == o.model_path && vae_path == o.vae_path && text_encoder_path == o.text_encoder_path &&
+         conditioning == o.conditioning && sampler == o.sampler && steps == o.steps && eta == o.eta &&
+         cfg_scale == o.cfg_scale && cfg_all_channels == o.cfg_all_channels && seed == o.seed &&
+         random_seed == o.random_seed && batch_count == o.batch_count && device == o.device && dtype == o.dtype &&
+         clamp_x0 == o.clamp_x0 && execution == o.execution && preview_every == o.preview_every;
 }
 
 uint64_t random_seed() {
@@ -58,6 +58,7 @@ GenerationRequest request_of(const Settings& s, uint64_t run_seed) {
   GenerationRequest r;
   r.model = s.model_path;
   r.vae = s.vae_path;
+  r.text_encoder = s.text_encoder_path;
   r.device = s.device;
   r.dtype = s.dtype;
   r.execution = s.execution;
@@ -72,6 +73,10 @@ GenerationRequest request_of(const Settings& s, uint64_t run_seed) {
   if (s.conditioning.kind == Conditioning::Kind::Class) {
     r.conditioning.kind = lit::Conditioning::Kind::Classes;
     r.conditioning.classes = {std::to_string(s.conditioning.class_id)};
+  } else if (s.conditioning.kind == Conditioning::Kind::Prompt) {
+    r.conditioning.kind = lit::Conditioning::Kind::Prompt;
+    r.conditioning.prompt = s.conditioning.prompt;
+    r.conditioning.negative_prompt = s.conditioning.negative_prompt;
   }
   return r;
 }
@@ -117,7 +122,11 @@ RestoredSettings settings_from_params(const GenerationParams& params, const Sett
   const bool seed_read =
       std::none_of(out.notes.begin(), out.notes.end(), [](const std::string& n) { return n.rfind("Seed '", 0) == 0; });
   if (params.get("Seed") && seed_read) s.random_seed = false;
-  if (r.conditioning.kind == lit::Conditioning::Kind::Unconditional)
+  if (r.conditioning.kind == lit::Conditioning::Kind::Prompt) {
+    s.conditioning.kind = Conditioning::Kind::Prompt;
+    s.conditioning.prompt = r.conditioning.prompt;
+    s.conditioning.negative_prompt = r.conditioning.negative_prompt;
+  } else if (r.conditioning.kind == lit::Conditioning::Kind::Unconditional)
     s.conditioning.kind = Conditioning::Kind::Unconditional;
   else if (r.conditioning.kind == lit::Conditioning::Kind::Classes && r.conditioning.classes.size() == 1)
     s.conditioning = {Conditioning::Kind::Class, std::stoll(r.conditioning.classes[0])};

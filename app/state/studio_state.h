@@ -23,19 +23,26 @@ namespace lit::studio {
 // ---------------------------------------------------------------------------------------------------------
 // What to generate
 // ---------------------------------------------------------------------------------------------------------
-// How the images are conditioned. Class-conditional models take a class or nothing; a text-conditioned model
-// would add Kind::Prompt and use `prompt` (the panel shows only what the loaded model supports).
+// How the images are conditioned. Class-conditional models take a class or nothing; text-to-image models
+// (PixArt-Σ, LiT-T2I) take a prompt and a negative prompt (the panel shows only what the loaded model supports).
 struct Conditioning {
-  enum class Kind { Unconditional, Class };
+  enum class Kind { Unconditional, Class, Prompt };
+  Conditioning() = default;
+  Conditioning(Kind k, int64_t id) : kind(k), class_id(id) {}
+
   Kind kind = Kind::Class;
   int64_t class_id = 0;
+  std::string prompt, negative_prompt;  // Kind::Prompt
 
-  bool operator==(const Conditioning& o) const { return kind == o.kind && class_id == o.class_id; }
+  bool operator==(const Conditioning& o) const {
+    return kind == o.kind && class_id == o.class_id && prompt == o.prompt && negative_prompt == o.negative_prompt;
+  }
 };
 
 struct Settings {
-  std::string model_path;  // checkpoint; empty: the built-in model
-  std::string vae_path;    // diffusers VAE folder; empty: a pixel-space model
+  std::string model_path;         // checkpoint; empty: the built-in model
+  std::string vae_path;           // diffusers VAE folder; empty: a pixel-space model
+  std::string text_encoder_path;  // T5 folder, for text-to-image models
   Conditioning conditioning;
   std::string sampler = "dpm++2m";  // "ddpm", "ddim", "dpm++2m"
   int64_t steps = 20;
@@ -64,7 +71,7 @@ uint64_t random_seed();
 uint64_t seed_for_run(Settings& settings);
 
 // The pipeline's request for a Generate seeded `run_seed`: settings.batch_count images of the chosen class (or
-// unconditional).
+// unconditional), or of the prompt.
 GenerationRequest request_of(const Settings& settings, uint64_t run_seed);
 
 // Throws lit::Error with one line naming the first setting no generation accepts (the request's checks, and
@@ -87,8 +94,8 @@ struct RestoredSettings {
 };
 
 // Settings that make the image again as image 0 of a Generate: `base` with every field the text holds (the
-// image's own seed, fixed). `model` (may be null) names the classes and says whether they fit. Throws
-// lit::Error when the text holds no generation parameters at all.
+// image's own seed, fixed; a text-to-image record's prompt and negative prompt). `model` (may be null) names the
+// classes and says whether they fit. Throws lit::Error when the text holds no generation parameters at all.
 RestoredSettings settings_from_params(const GenerationParams& params, const Settings& base, const ModelInfo* model);
 
 // The "parameters" text chunk of a PNG, or lit::Error naming the file when it has none.
@@ -170,7 +177,8 @@ class RecentFiles {
   // Writes the lists atomically, creating the folder. Throws lit::Error.
   void save() const;
 
-  // Puts `file` first in `kind`'s list ("model", "vae", "image"), without duplicates.
+  // Puts `file` first in `kind`'s list ("model", "vae", "text_encoder", "image", and "prompt": the recent
+  // prompts), without duplicates.
   void add(const std::string& kind, const std::string& file);
   std::vector<std::string> list(const std::string& kind) const;
   const std::string& path() const { return path_; }
