@@ -22,3 +22,16 @@ size=$(identify -format '%wx%h' "$png")
 echo "screenshot $png: $size, $colours distinct colours"
 [ "$colours" -gt 5 ] || { echo "FAIL: the window looks blank"; exit 1; }
 [ -s "$XDG_CONFIG_HOME/lit-studio/recent.json" ] || { echo "FAIL: the loaded model was not remembered"; exit 1; }
+# The same with a text-to-image model: the tiny PixArt-Σ, the tiny T5 and a prompt (the prompt boxes replace
+# the class picker).
+png_t2i=${png%.png}-t2i.png
+rm -f "$png_t2i"
+timeout 300 xvfb-run -a -s "-screen 0 1280x800x24" "$bin" \
+  --model "$fixtures/t2i/pixart_tiny/pixart_tiny.pth" --vae "$fixtures/vae/tiny_sd_vae" \
+  --text-encoder "$fixtures/t2i/t5_tiny/single" --prompt "A Red CUBE On A Blue TABLE" --negative-prompt blurry \
+  --steps 10 --seed 1 --autorun --screenshot "$png_t2i" --frames 10
+[ -s "$png_t2i" ] || { echo "FAIL: no text-to-image screenshot written"; exit 1; }
+colours=$(identify -format '%k' "$png_t2i")
+echo "screenshot $png_t2i: $colours distinct colours"
+[ "$colours" -gt 5 ] || { echo "FAIL: the text-to-image window looks blank"; exit 1; }
+grep -q '"prompt"' "$XDG_CONFIG_HOME/lit-studio/recent.json" || { echo "FAIL: the prompt was not remembered"; exit 1; }
