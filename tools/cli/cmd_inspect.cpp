@@ -9,12 +9,12 @@
 #include <string>
 
 #include "common/format.h"
+#include "common/printable.h"
 #include "model/t2i/pixart_io.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/inspect_image.h"
 #include "tools/cli/inspect_t5.h"
 #include "tools/cli/pixart_cli.h"
-#include "common/printable.h"
 #include "weights/checkpoint.h"
 #include "weights/image_io.h"
 #include "weights/safetensors.h"
