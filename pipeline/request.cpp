@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "common/format.h"
+#include "common/parse_number.h"
 #include "kernels/runtime/cuda_support.h"
 #include "sampler/sampler.h"
 
@@ -52,9 +53,9 @@ void check_request(GenerationRequest& r) {
   if (!sampler) throw Error("--sampler '" + r.sampler + "': use ddpm, ddim or dpm++2m");
   if (r.steps < 1 || r.steps > 1000)
     throw Error("--steps must be between 1 and 1000 (the process has 1000 timesteps), got " + std::to_string(r.steps));
-  if (!(r.eta >= 0) || !std::isfinite(r.eta)) throw Error("--eta must be a number >= 0, got " + format_number(r.eta));
-  if (!(r.cfg_scale >= 0) || !std::isfinite(r.cfg_scale))
-    throw Error("--cfg-scale must be a number >= 0, got " + format_number(r.cfg_scale));
+  // Documented ranges (README): DDIM's eta in [0, 10] (1 is DDPM's variance), guidance in [0, 100].
+  check_finite_range(r.eta, "--eta", 0, 10);
+  check_finite_range(r.cfg_scale, "--cfg-scale", 0, 100);
   if (r.num_images < 1) throw Error("-n/--num-images must be at least 1, got " + std::to_string(r.num_images));
   if (r.use_weights != "ema" && r.use_weights != "model")
     throw Error("--use-weights " + r.use_weights + ": use ema or model");

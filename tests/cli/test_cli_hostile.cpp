@@ -70,7 +70,7 @@ TEST(CliHostile, ZipStorageBombIsRefusedUnderAMemoryCap) {
     zip.add("archive/data/0", {{bomb.data(), bomb.size()}}, /*compress=*/true);
     zip.commit();
   }
-  for (const std::string& command : {"inspect", "convert"}) {
+  for (const std::string command : {"inspect", "convert"}) {
     const auto r = run_command(kMemoryCap + kLit + " " + command + " " + path +
                                (command == "convert" ? " " + temp_path("out.safetensors") : ""));
     EXPECT_EQ(r.exit_code, 1) << r.output;
@@ -198,6 +198,45 @@ TEST(CliHostile, FidStatisticsAreValidated) {
   r = run_command(kLit + " fid " + good + " " + asym);
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_EQ(r.output.rfind("lit: error: " + asym + ": sigma is not symmetric", 0), 0u) << r.output;
+}
+
+// The generation run's silent cases (issue 24): numbers out of range, outputs naming an input, two runs in one
+// folder, and a damaged image kept by --resume.
+TEST(CliHostile, GenerateRunRefusesOrRepairsWhatUsedToPassSilently) {
+  const std::string base = kLit + " generate -q --sampler ddim --steps 2 -n 2 --class 1 ";
+  for (const char* bad : {"--seed -1", "--seed 18446744073709551616", "--eta 1e9", "--cfg-scale 1e300"}) {
+    const auto r = run_command(base + bad + " -o " + temp_path("gen-bad"));
+    EXPECT_EQ(r.exit_code, 1) << bad << ": " << r.output;
+    EXPECT_EQ(r.output.rfind("lit: error: ", 0), 0u) << bad << ": " << r.output;
+  }
+  // --grid naming the model: refused before sampling, the model untouched.
+  const std::string model = temp_path("gen-model.safetensors");
+  std::filesystem::copy_file(fixture("../../model/builtin/lit-fmnist.safetensors"), model,
+                             std::filesystem::copy_options::overwrite_existing);
+  const auto size_before = std::filesystem::file_size(model);
+  auto r = run_command(base + "--model " + model + " --grid " + model + " -o " + temp_path("gen-clobber"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--grid"), std::string::npos) << r.output;
+  EXPECT_EQ(std::filesystem::file_size(model), size_before);
+  // A second run while the folder is locked (flock holds the run's lock as another lit run would).
+  const std::string dir = temp_path("gen-locked");
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  r = run_command("flock -n " + dir + "/.lit-run.lock sleep 3 & sleep 0.5; " + base + "-o " + dir);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("another lit run"), std::string::npos) << r.output;
+  // --resume redoes a truncated image and gives back the straight run's bytes.
+  const std::string run = temp_path("gen-resume");
+  std::filesystem::remove_all(run);
+  r = run_command(base + "-o " + run);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream in(run + "/000001.png", std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  write_bytes(run + "/000001.png", good.substr(0, good.size() / 2));
+  r = run_command(base + "--resume -o " + run);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream again(run + "/000001.png", std::ios::binary);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(again)), std::istreambuf_iterator<char>()), good);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "common/error.h"
+#include "common/parse_number.h"
 #include "kernels/execution.h"
 #include "pipeline/request.h"
 #include "sampler/sampler.h"
@@ -63,7 +64,9 @@ void add_generate_command(CLI::App& app) {
   auto* num_images = cmd->add_option("-n,--num-images", r.num_images, "number of images")->capture_default_str();
   cmd->add_option("--batch-size", o.batch_size, "images per model batch (does not change the images)")
       ->capture_default_str();
-  cmd->add_option("--seed", r.seed, "image i uses seed + i")->capture_default_str();
+  // A string, converted strictly: CLI11 would wrap -1 and clamp 2^64 to 2^64 - 1.
+  static std::string seed_text = "0";
+  cmd->add_option("--seed", seed_text, "image i uses seed + i (0 .. 2^64 - 1)")->capture_default_str();
   auto* sampler = cmd->add_option("--sampler", r.sampler,
                                   "ddpm, ddim or dpm++2m (also dpmsolver++, dpmpp2m; text-to-image: PixArt's "
                                   "DPM-Solver++ on continuous time, its default)")
@@ -106,6 +109,7 @@ void add_generate_command(CLI::App& app) {
                   "K/N: make only shard K of N (batch b is shard b mod N; under torchrun: RANK/WORLD_SIZE)");
   cmd->add_flag("-q,--quiet", o.quiet, "no progress output");
   cmd->callback([=] {
+    o.request.seed = parse_seed(seed_text);
     o.has_prompt = prompt->count() > 0;
     o.sampler_given = sampler->count() > 0;
     o.steps_given = steps->count() > 0;

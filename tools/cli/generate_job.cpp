@@ -13,6 +13,8 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/format.h"
+#include "common/output_paths.h"
+#include "common/run_lock.h"
 #include "model/t2i/pixart_io.h"
 #include "pipeline/session.h"
 #include "tools/cli/contact_sheet.h"
@@ -60,17 +62,14 @@ void check_options(const GenerateOptions& o) {
     throw Error("--grid " + o.grid + ": unsupported image format (" + image_codecs_summary() + ")");
 }
 
-// The folder exists (created if needed) and accepts files.
+// The folder exists (created if needed) and accepts files: checked without writing through a name an
+// attacker could have planted (common/output_paths.h).
 void prepare_output_folder(const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error("cannot create output folder " + dir + ": " + ec.message());
   if (!fs::is_directory(dir)) throw Error("output " + dir + " is not a folder");
-  const std::string probe = dir + "/.lit-write-test-" + std::to_string(::getpid());
-  std::FILE* f = std::fopen(probe.c_str(), "wb");
-  if (!f) throw Error("cannot write into output folder " + dir + ": " + std::strerror(errno));
-  std::fclose(f);
-  std::remove(probe.c_str());
+  check_output_writable("-o", dir + "/run.json");
 }
 
 std::string index_name(int64_t i, int64_t total) {
@@ -299,9 +298,22 @@ int64_t run_generate(const GenerateOptions& o, const std::atomic<bool>* cancel) 
   }
 
   prepare_output_folder(o.output);
-  for (const std::string* file : {&o.grid, &o.npz, &o.save_latents})
-    if (!file->empty() && fs::path(*file).has_parent_path() && !fs::is_directory(fs::path(*file).parent_path()))
-      throw Error(*file + ": folder " + fs::path(*file).parent_path().string() + " does not exist");
+  // Outputs must not name an input or each other, and each must be writable, before any sampling.
+  check_outputs_distinct({{"--grid", o.grid},
+                          {"--npz", o.npz},
+                          {"--save-latents", o.save_latents},
+                          {"-o", o.output + "/" + kManifestName}},
+                         {{"--model", o.request.model},
+                          {"--vae", o.request.vae},
+                          {"--init-noise", o.init_noise},
+                          {"--prompts-file", o.prompts_file},
+                          {"--classes-file", o.classes_file}});
+  for (const auto& [option, file] : std::vector<std::pair<std::string, std::string>>{
+           {"--grid", o.grid}, {"--npz", o.npz}, {"--save-latents", o.save_latents}})
+    if (!file.empty()) check_output_writable(option, file);
+  // One run at a time in a folder (shards of one run may share it: they write disjoint images).
+  std::optional<RunFolderLock> lock;
+  if (!resolve_shard(o.shard).active()) lock.emplace(o.output);
   const nlohmann::json manifest = make_manifest(o, plan, info);
   // Shards may share one folder: a shard joins the run another shard started there when the settings match.
   const bool join_shards = resolve_shard(o.shard).active() && fs::exists(o.output + "/" + kManifestName);
@@ -316,6 +328,19 @@ int64_t run_generate(const GenerateOptions& o, const std::atomic<bool>* cancel) 
   paths.latents = !o.save_latents.empty();
   if (paths.latents) fs::create_directories(o.output + "/latents");
 
+  // --resume keeps an existing image only if it decodes, has the run's size and (PNG) its own parameters
+  // record; a truncated, garbage or foreign file is made again.
+  const auto image_intact = [&](const std::string& file, int64_t i) {
+    try {
+      const at::Tensor img = read_image(file);
+      if (img.dim() != 3 || img.size(0) != plan.height || img.size(1) != plan.width) return false;
+      if (o.format != "png") return true;
+      const auto text = find_parameters_text(read_png_info(file).text);
+      return text && *text == format_generation_params(session.image_params(plan, i));
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
   // A shard (--shard K/N, or RANK/WORLD_SIZE under torchrun) makes only its batches: tools/cli/shards.h.
   const Shard shard = resolve_shard(o.shard);
   std::vector<int64_t> pending;
@@ -323,7 +348,7 @@ int64_t run_generate(const GenerateOptions& o, const std::atomic<bool>* cancel) 
   for (int64_t i = 0; i < n; ++i) {
     if (!shard.has_image(i, o.batch_size)) continue;
     ++mine;
-    if (!paths.complete(i)) pending.push_back(i);
+    if (!paths.complete(i) || (paths.images && !image_intact(paths.image(i), i))) pending.push_back(i);
   }
   const int64_t already = mine - static_cast<int64_t>(pending.size());
   if (!o.quiet) {
