@@ -40,6 +40,17 @@ struct Session::Loaded {
   // The forward the sampler calls, through CUDA graphs when the execution options ask for them.
   ClassConditionalFn forward;
   bool forward_graphed = false;
+
+  // What holds() compares: the request's files, device and dtype as this load took them.
+  void set_keys(const GenerationRequest& r, at::Device on, const std::string& dtype) {
+    device = on;
+    model_key = r.model;
+    config_key = r.config;
+    weights_key = r.use_weights;
+    vae_key = r.vae;
+    device_key = r.device;
+    dtype_key = dtype;
+  }
 };
 
 namespace {
@@ -187,13 +198,7 @@ const ModelInfo& Session::load(const GenerationRequest& r, bool force) {
   LoadedModel lm = load_model(path, options);
   next->model = lm.model;
   next->config = lm.config;
-  next->device = device;
-  next->model_key = r.model;
-  next->config_key = r.config;
-  next->weights_key = r.use_weights;
-  next->vae_key = r.vae;
-  next->device_key = r.device;
-  next->dtype_key = dtype_key;
+  next->set_keys(r, device, dtype_key);
 
   const ModelConfig& config = lm.config;
   ModelInfo& info = next->info;
@@ -250,13 +255,7 @@ const ModelInfo& Session::load_t2i(const GenerationRequest& r, const std::string
   LoadedPixArt lp = load_pixart(path, options);
   next->t2i = lp.model;
   next->t2i_config = lp.config;
-  next->device = device;
-  next->model_key = r.model;
-  next->config_key = r.config;
-  next->weights_key = r.use_weights;
-  next->vae_key = r.vae;
-  next->device_key = r.device;
-  next->dtype_key = dtype_key;
+  next->set_keys(r, device, dtype_key);
 
   const PixArtConfig& config = lp.config;
   ModelInfo& info = next->info;
