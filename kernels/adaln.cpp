@@ -2,8 +2,8 @@
 
 #include <ATen/core/grad_mode.h>
 
-#include "kernels/runtime/cuda_support.h"
 #include "kernels/modulate.h"
+#include "kernels/runtime/cuda_support.h"
 
 #ifdef LIT_WITH_CUDA
 #include <c10/cuda/CUDAGuard.h>

@@ -4,9 +4,9 @@
 
 #include <vector>
 
-#include "kernels/runtime/cuda_support.h"
 #include "kernels/linear_attention.h"
 #include "kernels/linear_attention_parts.h"
+#include "kernels/runtime/cuda_support.h"
 
 namespace lit::kernels {
 namespace {

@@ -3,9 +3,9 @@
 // from the (possibly clipped) x_0 prediction so the two stay consistent.
 #include <string>
 
+#include "common/error.h"
 #include "sampler/reverse_loop.h"
 #include "sampler/sampler.h"
-#include "common/error.h"
 
 namespace lit {
 

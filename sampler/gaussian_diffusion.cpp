@@ -9,9 +9,7 @@
 #include "sampler/likelihood.h"
 
 namespace lit {
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 const char* variance_type_name(VarianceType type) {
   switch (type) {

@@ -16,9 +16,9 @@
 #include <vector>
 
 #include "kernels/bench/bench_util.h"
-#include "kernels/runtime/cuda_support.h"
 #include "kernels/linear_attention.h"
 #include "kernels/linear_attention_cuda.h"
+#include "kernels/runtime/cuda_support.h"
 #include "kernels/runtime/torch_compat.h"
 
 #ifdef LIT_WITH_CUDA

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "kernels/bench/bench_util.h"
-#include "kernels/runtime/cuda_support.h"
 #include "kernels/modulate.h"
+#include "kernels/runtime/cuda_support.h"
 
 namespace {
 #ifdef LIT_WITH_CUDA

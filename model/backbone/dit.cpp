@@ -200,7 +200,7 @@ at::Tensor DiTImpl::forward_unchecked(const at::Tensor& x0, const at::Tensor& t0
   for (auto& block : blocks)  // (B, T, D); checkpointed blocks run as a training pass (activation_checkpoint.h)
     x = checkpoint ? checkpointed_block(*block, x, c, grid, grid) : block->forward(x, c, grid, grid, pass);
   x = final_layer->forward(x, c, pass);  // (B, T, p^2 * C_out)
-  return unpatchify(x);   // (B, C_out, H, W)
+  return unpatchify(x);                  // (B, C_out, H, W)
 }
 
 at::Tensor DiTImpl::unpatchify(const at::Tensor& x) const {

@@ -7,9 +7,9 @@
 #include <set>
 
 #include "app/state/studio_state.h"
+#include "common/error.h"
 #include "model/backbone/builtin_model.h"
 #include "tests/test_util.h"
-#include "common/error.h"
 #include "weights/image_io.h"
 
 namespace fs = std::filesystem;
