@@ -11,8 +11,9 @@
 #                                           test split's statistics, computed once) -> RUNS/curve.tsv
 #   tools/builtin-model.sh table     RUNS   SAMPLES samples of the teacher's last checkpoint and of every student
 #                                           at the students' common step -> RUNS/table.tsv (FD, P, R, accuracy)
-#   tools/builtin-model.sh accept    RUNS   the students at the first command's settings (guidance 4, 20
-#                                           DPM-Solver++ steps, float32, ACCEPT_SAMPLES) -> RUNS/accept.tsv
+#   tools/builtin-model.sh accept    RUNS   the students at the first command's settings (20 DPM-Solver++
+#                                           steps, float32, ACCEPT_SAMPLES) at each guidance scale of
+#                                           ACCEPT_CFGS (default 4) -> RUNS/accept.tsv
 #   tools/builtin-model.sh package   RUNS [RUN]  RUN's (default lit-inherit-kd) EMA at the common step, fp16,
 #                                           -> PACKAGE_TO (default model/builtin/lit-fmnist.safetensors)
 #   tools/builtin-model.sh lease     RUNS   teacher, students, curve, table and accept inside a time budget:
@@ -147,15 +148,18 @@ table)
   for r in dit-teacher $STUDENTS; do cat "$runs/eval/table-$r.row"; done | tee -a "$runs/table.tsv"
   ;;
 accept)
+  # Every student at each guidance scale of ACCEPT_CFGS (default 4, the first command's) -> one row each.
   step=$(common_step)
-  printf 'run\tstep\tfd_fmnist\tprecision\trecall\taccuracy\tc0\tc1\tc2\tc3\tc4\tc5\tc6\tc7\tc8\tc9\n' >"$runs/accept.tsv"
+  printf 'run\tstep\tcfg\tfd_fmnist\tprecision\trecall\taccuracy\tc0\tc1\tc2\tc3\tc4\tc5\tc6\tc7\tc8\tc9\n' >"$runs/accept.tsv"
   mkdir -p "$runs/eval"
   for r in $STUDENTS; do
-    (evaluate "$(checkpoint "$r" "$step")/ema.safetensors" "$runs/eval/accept-$r" "${ACCEPT_SAMPLES:-1000}" 4 20 fp32 |
-      sed "s/^/$r	$step	/" >"$runs/eval/accept-$r.row") &
+    for cfg in ${ACCEPT_CFGS:-4}; do
+      (evaluate "$(checkpoint "$r" "$step")/ema.safetensors" "$runs/eval/accept-$r-$cfg" "${ACCEPT_SAMPLES:-1000}" "$cfg" 20 fp32 |
+        sed "s/^/$r	$step	$cfg	/" >"$runs/eval/accept-$r-$cfg.row") &
+    done
   done
   wait
-  for r in $STUDENTS; do cat "$runs/eval/accept-$r.row"; done | tee -a "$runs/accept.tsv"
+  for r in $STUDENTS; do for cfg in ${ACCEPT_CFGS:-4}; do cat "$runs/eval/accept-$r-$cfg.row"; done; done | tee -a "$runs/accept.tsv"
   ;;
 package)
   run=${3:-lit-inherit-kd}

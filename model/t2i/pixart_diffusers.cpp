@@ -11,10 +11,6 @@ namespace {
 
 using nlohmann::json;
 
-bool starts_with(const std::string& s, const std::string& prefix) {
-  return s.compare(0, prefix.size(), prefix) == 0;
-}
-
 // "weight" / "bias" suffix of a name ending in ".weight" or ".bias", else "".
 std::string param_suffix(const std::string& name) {
   for (const char* s : {".weight", ".bias"}) {

@@ -15,6 +15,7 @@
 #include "kernels/runtime/torch_compat.h"
 #include "model/t2i/pixart_io.h"
 #include "sampler/distillation.h"
+#include "tools/train/optimizer_step.h"
 #include "tools/train/train_checkpoint.h"
 
 namespace fs = std::filesystem;
@@ -188,19 +189,16 @@ StepStats TextTrainer::step_on(const at::Tensor& x_start, const CaptionCondition
   std::vector<at::Tensor> grads;
   for (auto& p : trained_)
     if (p.grad().defined()) grads.push_back(p.grad());
-  at::Tensor norm_sq = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device));
-  for (auto& g : grads) norm_sq += g.pow(2).sum();
-  const double grad_norm = std::sqrt(norm_sq.item<double>());
-  if (options_.grad_clip > 0 && grad_norm > options_.grad_clip) {
-    at::NoGradGuard no_grad;
-    for (auto& g : grads) g.mul_(options_.grad_clip / (grad_norm + 1e-6));
-  }
-  optimizer_->step();
+  // Clipping and AdamW as multi-tensor kernels; the norm is read back with the losses, in one copy.
+  const at::Tensor grad_norm = clip_grad_norm(grads, options_.grad_clip);
+  adamw_step(*optimizer_);
   update_ema(options_.ema_decay);
   ++step_;
 
   at::Tensor means =
-      at::stack({l.total.mean(), l.mse.mean(), l.vb.mean(), l.kd_eps.mean(), l.kd_var.mean()}).detach().to(at::kFloat);
+      at::stack({l.total.mean(), l.mse.mean(), l.vb.mean(), l.kd_eps.mean(), l.kd_var.mean(), grad_norm.to(device)})
+          .detach()
+          .to(at::kFloat);
   if (group_) {
     group_->all_reduce_sum(means);
     means.div_(options_.world_size);
@@ -214,7 +212,7 @@ StepStats TextTrainer::step_on(const at::Tensor& x_start, const CaptionCondition
   s.vb = m[2];
   s.kd_eps = m[3];
   s.kd_var = m[4];
-  s.grad_norm = grad_norm;
+  s.grad_norm = m[5];  // equal on every rank (the gradients are averaged first)
   s.lr = lr;
   s.step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   s.images_per_second = static_cast<double>(x.size(0) * options_.world_size) / std::max(s.step_seconds, 1e-9);

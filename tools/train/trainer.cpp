@@ -13,6 +13,7 @@
 #include "kernels/runtime/torch_compat.h"
 #include "model/backbone/model_io.h"
 #include "sampler/generation.h"
+#include "tools/train/optimizer_step.h"
 #include "tools/train/train_checkpoint.h"
 #include "weights/image_io.h"
 
@@ -190,20 +191,17 @@ StepStats Trainer::step_on(const at::Tensor& x_start, const at::Tensor& labels, 
   for (auto& p : trained_)
     if (p.grad().defined()) grads.push_back(p.grad());
   if (gradient_reduce) gradient_reduce(grads);
-  at::Tensor norm_sq = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device));
-  for (auto& g : grads) norm_sq += g.pow(2).sum();
-  const double grad_norm = std::sqrt(norm_sq.item<double>());
-  if (options_.grad_clip > 0 && grad_norm > options_.grad_clip) {
-    at::NoGradGuard no_grad;
-    for (auto& g : grads) g.mul_(options_.grad_clip / (grad_norm + 1e-6));  // as torch's clip_grad_norm_
-  }
-  optimizer_->step();
+  // Clipping and AdamW as multi-tensor kernels; the norm is read back with the losses, in one copy.
+  const at::Tensor grad_norm = clip_grad_norm(grads, options_.grad_clip);
+  adamw_step(*optimizer_);
   ema_.update(student_, options_.ema_decay);
   ++step_;
 
   // The losses of the global batch: the ranks' means averaged (equal slices).
   at::Tensor means =
-      at::stack({l.total.mean(), l.mse.mean(), l.vb.mean(), l.kd_eps.mean(), l.kd_var.mean()}).detach().to(at::kFloat);
+      at::stack({l.total.mean(), l.mse.mean(), l.vb.mean(), l.kd_eps.mean(), l.kd_var.mean(), grad_norm.to(device)})
+          .detach()
+          .to(at::kFloat);
   if (group_) {
     group_->all_reduce_sum(means);
     means.div_(options_.world_size);
@@ -217,7 +215,7 @@ StepStats Trainer::step_on(const at::Tensor& x_start, const at::Tensor& labels, 
   s.vb = m[2];
   s.kd_eps = m[3];
   s.kd_var = m[4];
-  s.grad_norm = grad_norm;
+  s.grad_norm = m[5];  // equal on every rank (the gradients are averaged first)
   s.lr = lr;
   s.step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   s.images_per_second = static_cast<double>(x.size(0) * options_.world_size) / std::max(s.step_seconds, 1e-9);
