@@ -61,6 +61,8 @@ int main(int argc, char** argv) {
   lit::cli::add_bench_text_encoder_command(app);
   lit::cli::add_bench_t2i_command(app);
   lit::cli::add_merge_npz_command(app);
+  lit::cli::add_eval_prompts_command(app);
+  lit::cli::add_make_captions_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
