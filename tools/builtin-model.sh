@@ -16,6 +16,11 @@
 #                                           ACCEPT_CFGS (default 4) -> RUNS/accept.tsv
 #   tools/builtin-model.sh package   RUNS [RUN]  RUN's (default lit-inherit-kd) EMA at the common step, fp16,
 #                                           -> PACKAGE_TO (default model/builtin/lit-fmnist.safetensors)
+#   tools/builtin-model.sh bundle    RUNS DIR [RUN...]  what a device call brings back, in few files (a call returns
+#                                           at most 8, 16 MiB each: the 2026-12-03 models were lost to that):
+#                                           DIR/results.tar.gz (tables, logs, curve, log.jsonl of every run)
+#                                           and each RUN's fp16 EMA at the common step (default lit-inherit-kd
+#                                           lit-inherit; 15 MB each) as DIR/RUN.safetensors
 #   tools/builtin-model.sh lease     RUNS   teacher, students, curve, table and accept inside a time budget:
 #                                           TEACHER_SECONDS, then STUDENT_SECONDS, evaluating checkpoints while
 #                                           the runs train (TEACHER_SECONDS=0: the students only, resuming)
@@ -172,6 +177,20 @@ package)
   "$LIT" convert "$d/ema.safetensors" "${PACKAGE_TO:-model/builtin/lit-fmnist.safetensors}" --dtype fp16 \
     --class-names model/builtin/fmnist-classes.txt \
     --metadata "recipe=tools/builtin-model.sh ($how; run $run, $(basename "$d"))"
+  ;;
+bundle)
+  out=${3:?bundle folder}
+  shift 3
+  mkdir -p "$out"
+  for r in "${@:-lit-inherit-kd lit-inherit}"; do
+    for run in $r; do PACKAGE_TO=$out/$run.safetensors "$0" package "$runs" "$run" >/dev/null; done
+  done
+  tmp=$(mktemp -d)
+  cp "$runs"/*.tsv "$runs"/*.log "$tmp"/ 2>/dev/null || true
+  for r in dit-teacher $ALL_STUDENTS; do [ -f "$runs/$r/log.jsonl" ] && cp "$runs/$r/log.jsonl" "$tmp/$r.log.jsonl"; done
+  tar -czf "$out/results.tar.gz" -C "$tmp" .
+  rm -rf "$tmp"
+  ls -l "$out"
   ;;
 lease)
   # Checkpoints are evaluated while the runs train (the small models leave most of the GPU idle).
