@@ -8,14 +8,14 @@
 #include <iostream>
 #include <string>
 
+#include "common/error.h"
+#include "kernels/runtime/cuda_support.h"
 #include "model/vae/vae.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/extract_captions.h"
+#include "tools/cli/progress.h"
 #include "tools/train/image_folder.h"
 #include "tools/train/latent_dataset.h"
-#include "tools/cli/progress.h"
-#include "common/error.h"
-#include "kernels/runtime/cuda_support.h"
 #include "weights/image_io.h"
 
 namespace lit::cli {
@@ -25,14 +25,16 @@ struct ExtractOptions {
   std::string vae, data, output, device = "cpu";
   int64_t image_size = 256, batch_size = 32, shard_size = 4096, limit = 0;
   std::string text_encoder;  // text-to-image data: captions encoded once (extract_captions.h)
+  std::string tokenizer;     // ... or only tokenized, for a text encoder trained jointly
   int64_t max_length = 300;
 };
 
 void extract(const ExtractOptions& opt) {
-  if (!opt.text_encoder.empty())
+  if (!opt.text_encoder.empty() || !opt.tokenizer.empty())
     return extract_captioned({opt.vae, opt.text_encoder, opt.data, opt.output, opt.device, opt.image_size,
-                              opt.batch_size, opt.shard_size, opt.limit, opt.max_length});
-  if (opt.vae.empty()) throw Error("extract-latents: give the VAE (--vae DIR), or --text-encoder for captioned data");
+                              opt.batch_size, opt.shard_size, opt.limit, opt.max_length, opt.tokenizer});
+  if (opt.vae.empty())
+    throw Error("extract-latents: give the VAE (--vae DIR), or --text-encoder / --tokenizer for captioned data");
   const at::Device device = kernels::parse_device(opt.device);
   VaeLoadOptions vo;
   vo.device = device;
@@ -79,12 +81,16 @@ void add_extract_latents_command(CLI::App& app) {
   static ExtractOptions opt;
   auto* cmd = app.add_subcommand("extract-latents", "Encode an image folder with the VAE once, for training");
   cmd->add_option("--vae", opt.vae, "the VAE (diffusers folder); with --text-encoder optional (pixel-space data)");
-  cmd->add_option("--data", opt.data,
-                  "image folder, one sub-folder per class; with --text-encoder a caption folder (name.png + "
-                  "name.txt) or a .jsonl of {\"image\", \"caption\"}")
+  cmd->add_option(
+         "--data", opt.data,
+         "image folder, one sub-folder per class; with --text-encoder/--tokenizer a caption folder (name.png + "
+         "name.txt) or a .jsonl of {\"image\", \"caption\"}")
       ->required();
   cmd->add_option("--text-encoder", opt.text_encoder, "T5 folder: also encode each image's caption once (text models)");
-  cmd->add_option("--max-length", opt.max_length, "caption tokens with --text-encoder (the model's model_max_length)")
+  cmd->add_option("--tokenizer", opt.tokenizer,
+                  "spiece.model: store each caption's token ids instead (a text encoder trained jointly)");
+  cmd->add_option("--max-length", opt.max_length,
+                  "caption tokens with --text-encoder or --tokenizer (the model's model_max_length)")
       ->capture_default_str();
   cmd->add_option("-o,--output", opt.output, "latents folder to write")->required();
   cmd->add_option("--image-size", opt.image_size, "centre-crop size in pixels")->capture_default_str();

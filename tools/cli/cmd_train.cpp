@@ -43,6 +43,7 @@ struct TrainCommandOptions {
   std::string model, preset, config;                                    // train
   std::string teacher, teacher_preset, student_preset, student_config;  // distill
   std::string init = "inherit";
+  std::string text_encoder_config, tokenizer;  // text models: a T5 encoder trained jointly (train only)
   int64_t student_heads = 0;
   int64_t image_size = 256;
   int64_t num_classes = 0;  // presets: override the class count (0 = the data's)
@@ -115,7 +116,13 @@ void print_step(const train::StepStats& s, int64_t max_steps, bool distill) {
 
 // PixArt-Σ / LiT-T2I models train on captions (tools/cli/train_text.h).
 bool run_text_model_training(const TrainCommandOptions& opt) {
-  if (!is_text_model_request(opt.distill, opt.model, opt.preset, opt.config, opt.teacher)) return false;
+  if (!is_text_model_request(opt.distill, opt.model, opt.preset, opt.config, opt.teacher)) {
+    if (!opt.text_encoder_config.empty() || !opt.tokenizer.empty())
+      throw Error(
+          "--text-encoder-config and --tokenizer train a text encoder with a text-to-image model (--config "
+          "PIXART.json, a PixArt preset or checkpoint), not with a class-conditional DiT/LiT");
+    return false;
+  }
   if (opt.synthetic || opt.data_limit > 0 || !opt.vae.empty() || !opt.teacher_preset.empty() ||
       !opt.student_preset.empty())
     throw Error(
@@ -130,6 +137,8 @@ bool run_text_model_training(const TrainCommandOptions& opt) {
   r.student_config = opt.student_config;
   r.init = opt.init;
   r.student_heads = opt.student_heads;
+  r.text_encoder_config = opt.text_encoder_config;
+  r.tokenizer = opt.tokenizer;
   r.image_size = opt.image_size;
   r.data = opt.data;
   r.run_dir = opt.run_dir;
@@ -336,6 +345,11 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--model", opt.model, "start from this checkpoint");
   cmd->add_option("--preset", opt.preset, "start from scratch with a preset (DiT-XL/2, LiT-S/2, ...)");
   cmd->add_option("--config", opt.config, "start from scratch with this model config JSON");
+  cmd->add_option("--text-encoder-config", opt.text_encoder_config,
+                  "text models: train a new T5 encoder of this config.json jointly (data from extract-latents "
+                  "--tokenizer)");
+  cmd->add_option("--tokenizer", opt.tokenizer,
+                  "with --text-encoder-config: the spiece.model the data was tokenized with");
   add_common_options(cmd, opt);
   cmd->callback([] { run_training(opt); });
 }

@@ -20,13 +20,24 @@
 namespace lit::cli {
 
 void extract_captioned(const CaptionExtractOptions& opt) {
+  const bool tokens_only = !opt.tokenizer.empty();
+  if (tokens_only && !opt.text_encoder.empty())
+    throw Error("extract-latents: give --text-encoder (cache T5 features) or --tokenizer (cache token ids), not both");
+  if (opt.max_length < 1)
+    throw Error("extract-latents: --max-length must be at least 1, not " + std::to_string(opt.max_length));
   const at::Device device = kernels::parse_device(opt.device);
   const std::vector<train::CaptionedImage> items = train::read_captioned_images(opt.data);
-  text::TextEncoderOptions to;
-  to.device = device;
-  to.max_length = opt.max_length;
-  const text::TextEncoder encoder = text::TextEncoder::load(opt.text_encoder, to);
-  const int64_t width = encoder.model().config().d_model;
+  std::optional<text::TextEncoder> encoder;
+  std::optional<text::T5Tokenizer> tokenizer;
+  if (tokens_only) {
+    tokenizer.emplace(text::T5Tokenizer::load(opt.tokenizer));
+  } else {
+    text::TextEncoderOptions to;
+    to.device = device;
+    to.max_length = opt.max_length;
+    encoder.emplace(text::TextEncoder::load(opt.text_encoder, to));
+  }
+  const int64_t width = encoder ? encoder->model().config().d_model : 0;
 
   std::optional<AutoencoderKL> vae;
   std::optional<train::LatentFolderWriter> latents;
@@ -52,13 +63,24 @@ void extract_captioned(const CaptionExtractOptions& opt) {
   ci.caption_channels = width;
   ci.image_size = vae ? 0 : opt.image_size;
   ci.text_encoder = opt.text_encoder;
+  if (tokenizer) {
+    ci.tokens = true;
+    ci.tokenizer = opt.tokenizer;
+    ci.tokenizer_crc32 = train::file_crc32_hex(opt.tokenizer);
+    ci.vocab_size = tokenizer->vocab_size();
+  }
   train::CaptionFolderWriter captions(opt.output, ci, opt.shard_size);
 
   const int64_t total = opt.limit > 0 ? std::min<int64_t>(opt.limit, static_cast<int64_t>(items.size()))
                                       : static_cast<int64_t>(items.size());
-  std::cout << "data    " << opt.data << ": " << items.size() << " captioned images\n"
-            << "text    " << opt.text_encoder << ": width " << width << ", " << opt.max_length << " tokens"
-            << std::endl;
+  std::cout << "data    " << opt.data << ": " << items.size() << " captioned images\n";
+  if (tokenizer)
+    std::cout << "text    " << opt.tokenizer << ": " << tokenizer->vocab_size() << " token ids ("
+              << tokenizer->piece_count() << " pieces + " << tokenizer->extra_ids() << " sentinels), " << opt.max_length
+              << " tokens" << std::endl;
+  else
+    std::cout << "text    " << opt.text_encoder << ": width " << width << ", " << opt.max_length << " tokens"
+              << std::endl;
   int64_t truncated = 0;
   ProgressBar bar(total, "images");
   at::NoGradGuard no_grad;
@@ -70,10 +92,29 @@ void extract_captioned(const CaptionExtractOptions& opt) {
       crops.push_back(train::center_crop_arr(read_image(items[static_cast<size_t>(i)].image), opt.image_size));
       texts.push_back(items[static_cast<size_t>(i)].caption);
     }
-    // Every row of T5's output, padding rows too, as the official pipeline caches them.
-    const text::TextEmbeddings e = encoder.encode(texts, text::EncodeLength::kFull);
-    for (bool t : e.truncated) truncated += t ? 1 : 0;
-    const at::Tensor features = e.embeddings.to(at::kCPU, at::kFloat), mask = e.attention_mask.to(at::kCPU);
+    // Every row of T5's output, padding rows too, as the official pipeline caches them; or the token ids as
+    // TextEncoder::encode tokenizes a prompt (no lowercasing).
+    at::Tensor features, mask;
+    if (tokenizer) {
+      text::TokenizeOptions topt;
+      topt.max_length = opt.max_length;
+      const text::TokenBatch b = tokenizer->batch(texts, topt);
+      for (bool t : b.truncated) truncated += t ? 1 : 0;
+      features = b.input_ids;
+      mask = b.attention_mask;
+    } else {
+      const text::TextEmbeddings e = encoder->encode(texts, text::EncodeLength::kFull);
+      for (bool t : e.truncated) truncated += t ? 1 : 0;
+      features = e.embeddings.to(at::kCPU, at::kFloat);
+      mask = e.attention_mask.to(at::kCPU);
+    }
+    // features: T5 output rows (n, L, C), or the token ids (n, L) of a token folder.
+    const auto add = [&](int64_t i, const at::Tensor& image) {
+      if (tokenizer)
+        captions.add_tokens(features[i], mask[i], image);
+      else
+        captions.add(features[i], mask[i], image);
+    };
     if (vae) {
       const at::Tensor images = images_from_uint8(at::stack(crops));
       const DiagonalGaussian post = vae->encode(at::cat({images, images.flip({3})}).to(device));
@@ -81,18 +122,21 @@ void extract_captioned(const CaptionExtractOptions& opt) {
       const at::Tensor logvar = post.logvar.view({2, n, -1, li.shape[1], li.shape[2]}).transpose(0, 1).cpu();
       for (int64_t i = 0; i < n; ++i) {
         latents->add(mean[i], logvar[i], 0);
-        captions.add(features[i], mask[i]);
+        add(i, at::Tensor());
       }
     } else {
-      for (int64_t i = 0; i < n; ++i) captions.add(features[i], mask[i], crops[static_cast<size_t>(i)]);
+      for (int64_t i = 0; i < n; ++i) add(i, crops[static_cast<size_t>(i)]);
     }
     bar.update(first + n);
   }
   if (latents) latents->finish();
   captions.finish();
   bar.finish();
-  std::cout << "wrote   " << opt.output << ": " << captions.count() << " captions (" << opt.max_length << "x" << width
-            << " T5 features + mask)";
+  std::cout << "wrote   " << opt.output << ": " << captions.count() << " captions (";
+  if (tokenizer)
+    std::cout << opt.max_length << " token ids + mask, tokenizer crc32 " << ci.tokenizer_crc32 << ")";
+  else
+    std::cout << opt.max_length << "x" << width << " T5 features + mask)";
   if (vae)
     std::cout << " and posteriors (with flips), latents " << li.shape[0] << "x" << li.shape[1] << "x" << li.shape[2];
   else

@@ -7,12 +7,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "common/error.h"
 #include "common/input_file.h"
 #include "kernels/runtime/cuda_support.h"
 #include "model/t2i/pixart_io.h"
+#include "model/text/t5_init.h"
+#include "model/text/tokenizer.h"
 #include "tools/cli/commands.h"
 #include "tools/train/caption_data.h"
 #include "tools/train/distributed.h"
@@ -81,7 +84,8 @@ void run_text_training(TextTrainRequest r) {
   if (!train::is_caption_folder(r.data))
     throw Error(r.data +
                 ": a text model trains on captioned data: run `lit extract-latents --text-encoder T5DIR "
-                "--data CAPTIONS -o DIR` first (captions.json missing)");
+                "--data CAPTIONS -o DIR` (or --tokenizer spiece.model to train a text encoder jointly) first "
+                "(captions.json missing)");
   const auto data = train::open_captioned_data(r.data);
 
   PixArtMS teacher{nullptr}, student{nullptr};
@@ -116,14 +120,45 @@ void run_text_training(TextTrainRequest r) {
     source = "initialised from scratch";
   }
 
+  // Joint mode: a new T5 encoder, initialised from the run seed (its own generator), trained with the model.
+  std::optional<train::JointTextEncoder> joint;
+  std::string text_line;
+  if (!r.text_encoder_config.empty() || !r.tokenizer.empty()) {
+    if (r.distill)
+      throw Error(
+          "distill: --text-encoder-config/--tokenizer train a text encoder with a model; a student distils on "
+          "features extracted with the trained encoder (lit extract-latents --text-encoder CKPT/text_encoder_ema)");
+    if (r.text_encoder_config.empty() || r.tokenizer.empty())
+      throw Error(
+          "training a text encoder jointly needs both --text-encoder-config T5CONFIG.json and --tokenizer "
+          "spiece.model");
+    const text::T5Tokenizer tokenizer = text::T5Tokenizer::load(r.tokenizer);
+    const text::T5InitConfig tc = text::read_t5_init_config(r.text_encoder_config, tokenizer.vocab_size());
+    if (tokenizer.vocab_size() > tc.config.vocab_size)
+      throw Error(r.text_encoder_config + ": vocab_size " + std::to_string(tc.config.vocab_size) +
+                  " is less than the " + std::to_string(tokenizer.vocab_size()) + " token ids of " + r.tokenizer +
+                  " (pieces + 100 sentinels; leave vocab_size out to take the tokenizer's)");
+    text::T5InitOptions io;
+    io.seed = train::mix_seed(r.train.seed, 1);
+    io.initializer_factor = tc.initializer_factor;
+    io.device = device;
+    joint = train::JointTextEncoder{text::init_t5_encoder(tc.config, io), r.tokenizer, tc.initializer_factor};
+    std::ostringstream line;
+    line << "text    T5 " << tc.config.summary() << ", " << tc.config.parameter_count()
+         << " parameters, initialised from scratch (initializer_factor " << tc.initializer_factor
+         << "), trained jointly; tokenizer " << r.tokenizer;
+    text_line = line.str();
+  }
+
   r.train.run_dir = r.run_dir;
   r.train.bf16 = r.bf16;
-  train::TextTrainer trainer(student, teacher, data, r.train);
+  train::TextTrainer trainer(student, teacher, data, r.train, std::move(joint));
   trainer.on_event = [&out](const std::string& line) { out << line << std::endl; };
   trainer.set_process_group(group);
   if (teacher) out << "teacher " << teacher->config().summary() << "\n";
   out << "student " << student->config().summary() << ", " << student->num_parameters() << " parameters, " << source
       << "\n";
+  if (!text_line.empty()) out << text_line << "\n";
   out << "data    " << data->description() << "\n";
   out << "run     " << (r.run_dir.empty() ? std::string("(nothing saved: no -o)") : r.run_dir) << ", " << device.str()
       << (r.bf16 ? ", bf16 autocast" : ", float32") << ", batch " << r.train.batch_size << ", " << r.train.max_steps

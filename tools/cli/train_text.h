@@ -4,6 +4,10 @@
 //   lit extract-latents --text-encoder T5 [--vae VAE] --data CAPTIONS -o DATA
 //   lit train   --config pixart.json | --preset PixArt-Sigma-XL/2 | --model FILE  --data DATA -o RUN
 //   lit distill --teacher PIXART [--student-config FILE] [--init inherit|scratch|FILE]  --data DATA -o RUN
+//
+// With a text encoder trained jointly (text_trainer.h's joint mode):
+//   lit extract-latents --tokenizer spiece.model --max-length L --data CAPTIONS -o TOKENS
+//   lit train --config pixart.json --text-encoder-config t5.json --tokenizer spiece.model --data TOKENS -o RUN
 #pragma once
 
 #include <cstdint>
@@ -18,6 +22,7 @@ struct TextTrainRequest {
   std::string model, preset, config;          // train
   std::string teacher, student_config, init;  // distill
   int64_t student_heads = 0, image_size = 256;
+  std::string text_encoder_config, tokenizer;  // train: a new T5 encoder trained jointly
   std::string data, run_dir, resume, device = "cpu";
   std::string dist_backend = "auto";
   double dist_timeout = 600;

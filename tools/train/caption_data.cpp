@@ -1,5 +1,7 @@
 #include "tools/train/caption_data.h"
 
+#include <zlib.h>
+
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -92,6 +94,19 @@ bool is_caption_folder(const std::string& path) {
   return fs::exists(fs::path(path) / "captions.json");
 }
 
+std::string file_crc32_hex(const std::string& path) {
+  const std::string bytes = read_input_file(path, 1ull << 30);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (size_t at = 0; at < bytes.size();) {  // crc32 takes a uInt length
+    const uInt n = static_cast<uInt>(std::min<size_t>(bytes.size() - at, 1u << 30));
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data() + at), n);
+    at += n;
+  }
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "%08lx", static_cast<unsigned long>(crc & 0xffffffffUL));
+  return hex;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Writer
 // ---------------------------------------------------------------------------------------------------------
@@ -104,6 +119,7 @@ CaptionFolderWriter::CaptionFolderWriter(std::string dir, CaptionFolderInfo info
 }
 
 void CaptionFolderWriter::add(const at::Tensor& features, const at::Tensor& mask, const at::Tensor& image) {
+  if (info_.tokens) throw Error(printable(dir_) + ": a token folder takes token ids (add_tokens), not features");
   if (features.dim() != 2 || features.size(0) != info_.max_length || features.size(1) != info_.caption_channels ||
       mask.dim() != 1 || mask.size(0) != info_.max_length)
     throw Error(printable(dir_) + ": caption features of the wrong shape");
@@ -116,11 +132,24 @@ void CaptionFolderWriter::add(const at::Tensor& features, const at::Tensor& mask
   if (static_cast<int64_t>(features_.size()) >= shard_size_) flush();
 }
 
+void CaptionFolderWriter::add_tokens(const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& image) {
+  if (!info_.tokens) throw Error(printable(dir_) + ": a features folder takes T5 features (add), not token ids");
+  if (ids.dim() != 1 || ids.size(0) != info_.max_length || mask.dim() != 1 || mask.size(0) != info_.max_length)
+    throw Error(printable(dir_) + ": caption token ids of the wrong shape");
+  if ((info_.image_size > 0) != image.defined())
+    throw Error(printable(dir_) + ": pixel images given without image_size");
+  features_.push_back(ids.to(at::kCPU, at::kLong).contiguous());  // the token ids take the features' place
+  masks_.push_back(mask.to(at::kCPU, at::kLong).contiguous());
+  if (image.defined()) images_.push_back(image.to(at::kCPU, at::kByte).contiguous());
+  ++count_;
+  if (static_cast<int64_t>(features_.size()) >= shard_size_) flush();
+}
+
 void CaptionFolderWriter::flush() {
   if (features_.empty()) return;
   const std::string name = shard_name(info_.shards.size());
-  std::vector<std::pair<std::string, at::Tensor>> tensors = {{"features", at::stack(features_)},
-                                                             {"mask", at::stack(masks_)}};
+  std::vector<std::pair<std::string, at::Tensor>> tensors = {
+      {info_.tokens ? "tokens" : "features", at::stack(features_)}, {"mask", at::stack(masks_)}};
   if (!images_.empty()) tensors.push_back({"images", at::stack(images_)});
   write_safetensors(dir_ + "/" + name, tensors);
   info_.shards.push_back(name);
@@ -132,12 +161,18 @@ void CaptionFolderWriter::flush() {
 void CaptionFolderWriter::finish() {
   flush();
   info_.count = count_;
-  const nlohmann::json j = {{"count", info_.count},
-                            {"max_length", info_.max_length},
-                            {"caption_channels", info_.caption_channels},
-                            {"image_size", info_.image_size},
-                            {"text_encoder", info_.text_encoder},
-                            {"shards", info_.shards}};
+  nlohmann::json j = {{"count", info_.count},
+                      {"max_length", info_.max_length},
+                      {"caption_channels", info_.caption_channels},
+                      {"image_size", info_.image_size},
+                      {"text_encoder", info_.text_encoder},
+                      {"shards", info_.shards}};
+  if (info_.tokens) {
+    j["kind"] = "tokens";
+    j["tokenizer"] = info_.tokenizer;
+    j["tokenizer_crc32"] = info_.tokenizer_crc32;
+    j["vocab_size"] = info_.vocab_size;
+  }
   const std::string text = j.dump(2) + "\n";
   AtomicFile out(dir_ + "/captions.json");
   out.write(text.data(), text.size());
@@ -159,6 +194,15 @@ CaptionedData::CaptionedData(std::string dir) : dir_(std::move(dir)) {
     info_.image_size = j.value("image_size", int64_t{0});
     info_.text_encoder = j.value("text_encoder", std::string());
     info_.shards = j.at("shards").get<std::vector<std::string>>();
+    const std::string kind = j.value("kind", std::string("features"));
+    if (kind != "features" && kind != "tokens")
+      throw Error(printable(index) + ": unknown kind " + printable(kind) + " (features or tokens)");
+    info_.tokens = kind == "tokens";
+    if (info_.tokens) {
+      info_.tokenizer = j.at("tokenizer").get<std::string>();
+      info_.tokenizer_crc32 = j.at("tokenizer_crc32").get<std::string>();
+      info_.vocab_size = j.at("vocab_size").get<int64_t>();
+    }
   } catch (const nlohmann::json::exception& e) {
     throw Error(printable(index) + ": " + e.what());
   }
@@ -168,10 +212,15 @@ CaptionedData::CaptionedData(std::string dir) : dir_(std::move(dir)) {
       throw Error(printable(index) + ": bad shard name " + printable(name));
     shards_.push_back(SafetensorsFile::open(dir_ + "/" + name));
     const SafetensorsFile& f = shards_.back();
-    const auto& shape = f.entry("features").shape;
-    if (shape.size() != 3 || shape[1] != info_.max_length || shape[2] != info_.caption_channels ||
-        f.entry("mask").shape != std::vector<int64_t>{shape[0], info_.max_length})
+    const auto& shape = f.entry(info_.tokens ? "tokens" : "features").shape;
+    if (info_.tokens) {
+      if (shape.size() != 2 || shape[1] != info_.max_length ||
+          f.entry("mask").shape != std::vector<int64_t>{shape[0], info_.max_length})
+        throw Error(f.path() + ": caption token ids or mask of the wrong shape for " + printable(index));
+    } else if (shape.size() != 3 || shape[1] != info_.max_length || shape[2] != info_.caption_channels ||
+               f.entry("mask").shape != std::vector<int64_t>{shape[0], info_.max_length}) {
       throw Error(f.path() + ": caption features or mask of the wrong shape for " + printable(index));
+    }
     if (info_.image_size > 0 &&
         f.entry("images").shape != std::vector<int64_t>{shape[0], info_.image_size, info_.image_size, 3})
       throw Error(f.path() + ": images of the wrong shape for " + printable(index));
@@ -210,6 +259,10 @@ Example CaptionedData::get(int64_t index, uint64_t seed) const {
 }
 
 void CaptionedData::captions(const at::Tensor& indices, at::Tensor* features, at::Tensor* mask) const {
+  if (info_.tokens)
+    throw Error(dir_ +
+                ": holds caption token ids (lit extract-latents --tokenizer), not T5 features: train it "
+                "jointly with a text encoder, or extract features with --text-encoder");
   const at::Tensor idx = indices.to(at::kCPU, at::kLong).contiguous();
   std::vector<at::Tensor> f, m;
   for (int64_t i = 0; i < idx.numel(); ++i) {
@@ -221,11 +274,28 @@ void CaptionedData::captions(const at::Tensor& indices, at::Tensor* features, at
   *mask = at::stack(m);
 }
 
+void CaptionedData::tokens(const at::Tensor& indices, at::Tensor* ids, at::Tensor* mask) const {
+  if (!info_.tokens)
+    throw Error(dir_ + ": holds T5 features, not caption token ids (extract with lit extract-latents --tokenizer)");
+  const at::Tensor idx = indices.to(at::kCPU, at::kLong).contiguous();
+  std::vector<at::Tensor> t, m;
+  for (int64_t i = 0; i < idx.numel(); ++i) {
+    const auto [s, row] = locate(idx.data_ptr<int64_t>()[i]);
+    t.push_back(shards_[s].tensor("tokens")[row].to(at::kLong));
+    m.push_back(shards_[s].tensor("mask")[row].to(at::kLong));
+  }
+  *ids = at::stack(t);
+  *mask = at::stack(m);
+}
+
 std::string CaptionedData::description() const {
   const auto s = example_shape();
+  const std::string captions = info_.tokens
+                                   ? std::to_string(info_.max_length) + " token ids (" + info_.tokenizer + ")"
+                                   : std::to_string(info_.max_length) + "x" + std::to_string(info_.caption_channels);
   return "captioned " + std::string(latents_ ? "latents" : "images") + " " + dir_ + ", " + std::to_string(info_.count) +
          " examples, " + std::to_string(s[0]) + "x" + std::to_string(s[1]) + "x" + std::to_string(s[2]) +
-         ", captions " + std::to_string(info_.max_length) + "x" + std::to_string(info_.caption_channels);
+         ", captions " + captions;
 }
 
 std::shared_ptr<CaptionedData> open_captioned_data(const std::string& dir) {

@@ -14,6 +14,11 @@
 //                             computes it), "mask" (n, L) int64, and without a VAE "images" (n, S, S, 3) uint8
 //                             (the centre crops)
 //   latents.json + shards     with a VAE: the posteriors of tools/train/latent_dataset.h, same order
+//
+// `lit extract-latents --tokenizer spiece.model` stores the captions' token ids instead, for a text encoder
+// trained jointly with the model (TextTrainer's joint mode): captions.json then also says "kind": "tokens",
+// the tokenizer (the path given), its CRC-32 and id count (pieces + 100 sentinels), caption_channels is 0, and
+// the shards hold "tokens" (n, L) int64 (T5Tokenizer::batch: EOS appended, right-padded with 0) and "mask".
 #pragma once
 
 #include <ATen/ATen.h>
@@ -48,7 +53,15 @@ struct CaptionFolderInfo {
   int64_t image_size = 0;        // pixel-space data: the crop side; 0 when the images are latents
   std::string text_encoder;      // where the features came from, for the record
   std::vector<std::string> shards;
+  // Token folders ("kind": "tokens"); a features folder's captions.json has none of these keys.
+  bool tokens = false;
+  std::string tokenizer;        // the SentencePiece model as given to extract-latents
+  std::string tokenizer_crc32;  // of its bytes, 8 hex digits
+  int64_t vocab_size = 0;       // the tokenizer's ids (pieces + sentinels)
 };
+
+// The CRC-32 of a file's bytes as 8 lowercase hex digits (a tokenizer's identity). Throws lit::Error.
+std::string file_crc32_hex(const std::string& path);
 
 // Writes captions.json and its shards (finish() last, so a folder without captions.json is unfinished).
 class CaptionFolderWriter {
@@ -56,6 +69,8 @@ class CaptionFolderWriter {
   CaptionFolderWriter(std::string dir, CaptionFolderInfo info, int64_t shard_size = 1024);
   // features (L, C), mask (L,), image (S, S, 3) uint8 for pixel-space data (else undefined).
   void add(const at::Tensor& features, const at::Tensor& mask, const at::Tensor& image = {});
+  // A token folder (info.tokens): token ids (L,) int64 instead of the features.
+  void add_tokens(const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& image = {});
   void finish();
   int64_t count() const { return count_; }
 
@@ -72,7 +87,7 @@ class CaptionFolderWriter {
 // Example::label is i itself, so that the trainer fetches the caption of each batch row with captions().
 class CaptionedData : public TrainingData {
  public:
-  explicit CaptionedData(std::string dir);  // a folder written by lit extract-latents --text-encoder
+  explicit CaptionedData(std::string dir);  // a folder written by lit extract-latents --text-encoder/--tokenizer
   int64_t size() const override { return info_.count; }
   int64_t num_classes() const override { return 0; }
   std::vector<int64_t> example_shape() const override;
@@ -80,7 +95,12 @@ class CaptionedData : public TrainingData {
   std::string description() const override;
 
   // Caption features (B, L, C) float32 and masks (B, L) int64 of the examples `indices` (B,) int64.
+  // Throws lit::Error for a token folder.
   void captions(const at::Tensor& indices, at::Tensor* features, at::Tensor* mask) const;
+  // A token folder: the captions' token ids (B, L) int64 and masks (B, L) int64. Throws lit::Error otherwise.
+  void tokens(const at::Tensor& indices, at::Tensor* ids, at::Tensor* mask) const;
+  bool holds_tokens() const { return info_.tokens; }
+  const std::string& dir() const { return dir_; }
   const CaptionFolderInfo& info() const { return info_; }
   bool latent() const { return latents_ != nullptr; }
   double scaling_factor() const { return latents_ ? latents_->scaling_factor() : 1.0; }

@@ -14,6 +14,8 @@
 #include "common/error.h"
 #include "kernels/runtime/torch_compat.h"
 #include "model/t2i/pixart_io.h"
+#include "model/text/t5_init.h"
+#include "model/text/t5_loader.h"
 #include "sampler/distillation.h"
 #include "tools/train/optimizer_step.h"
 #include "tools/train/train_checkpoint.h"
@@ -35,6 +37,31 @@ std::string shape_text(const std::vector<int64_t>& s) {
   return out;
 }
 
+bool same_t5(const text::T5Config& a, const text::T5Config& b) {
+  return a.vocab_size == b.vocab_size && a.d_model == b.d_model && a.d_kv == b.d_kv && a.d_ff == b.d_ff &&
+         a.num_layers == b.num_layers && a.num_heads == b.num_heads &&
+         a.relative_attention_num_buckets == b.relative_attention_num_buckets &&
+         a.relative_attention_max_distance == b.relative_attention_max_distance &&
+         a.layer_norm_epsilon == b.layer_norm_epsilon && a.feed_forward_proj == b.feed_forward_proj;
+}
+
+// Copies the T5 folder `folder` of a checkpoint into `target` (the trained encoder or its EMA), after checking
+// that it is the encoder being trained and was saved with the same tokenizer.
+void load_encoder_into(const std::string& folder, const text::T5EncoderModel& target, const std::string& spiece) {
+  const text::T5Files files = text::find_t5_files(folder);
+  const text::T5Config saved = text::read_t5_config(files.config);
+  if (!same_t5(saved, target.config()))
+    throw Error(files.config + ": its encoder (" + saved.summary() + ") is not the one being trained (" +
+                target.config().summary() + ")");
+  if (file_crc32_hex(files.spiece_model) != file_crc32_hex(spiece))
+    throw Error(files.spiece_model + ": the checkpoint's tokenizer is not " + spiece +
+                " (resume with the tokenizer the run started with)");
+  const text::T5EncoderModel loaded = text::load_t5_encoder(files, target.device(), at::kFloat);
+  const auto src = text::t5_named_parameters(loaded), dst = text::t5_named_parameters(target);
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < dst.size(); ++i) dst[i].second.copy_(src.at(i).second);
+}
+
 }  // namespace
 
 void check_text_teacher_student(const PixArtConfig& t, const PixArtConfig& s) {
@@ -54,21 +81,33 @@ void check_text_teacher_student(const PixArtConfig& t, const PixArtConfig& s) {
   differ("learned sigma", t.pred_sigma, s.pred_sigma);
 }
 
-TextTrainer::TextTrainer(PixArtMS student, PixArtMS teacher, std::shared_ptr<CaptionedData> data, TrainOptions options)
+TextTrainer::TextTrainer(PixArtMS student, PixArtMS teacher, std::shared_ptr<CaptionedData> data, TrainOptions options,
+                         std::optional<JointTextEncoder> text_encoder)
     : student_(std::move(student)),
       teacher_(std::move(teacher)),
       data_(std::move(data)),
       options_(std::move(options)),
       diffusion_(GaussianDiffusion::create("")),
+      text_(std::move(text_encoder)),
       generator_(at::make_generator<at::CPUGeneratorImpl>(mix_seed(options_.seed, 0))) {
   check_setup();
   student_->eval();  // caption dropout is drawn here (see the header)
   ema_ = PixArtMS(student_->config(), at::TensorOptions().dtype(student_->dtype()).device(student_->device()), false);
   ema_->eval();
   for (auto& p : ema_->parameters()) p.set_requires_grad(false);
+  if (text_) {
+    text_params_ = text::t5_parameters(text_->model);
+    for (auto& p : text_params_) {
+      if (!p.is_leaf()) throw Error("train: the text encoder's tensors must be leaves (a fresh or loaded encoder)");
+      p.set_requires_grad(true);
+    }
+    text_ema_ = text::clone_t5_encoder(text_->model);
+    text_ema_params_ = text::t5_parameters(text_ema_);
+  }
   copy_to_ema();
   for (const auto& p : student_->parameters())
     if (p.requires_grad()) trained_.push_back(p);
+  for (const auto& p : text_params_) trained_.push_back(p);
   optimizer_ = std::make_unique<torch::optim::AdamW>(
       trained_, torch::optim::AdamWOptions(options_.lr).weight_decay(options_.weight_decay));
   if (teacher_) {
@@ -91,11 +130,19 @@ void TextTrainer::check_setup() const {
     throw Error("train: the data's examples are " + shape_text(shape) + " but the model takes " +
                 shape_text({s.in_channels, s.input_size, s.input_size}) + " (" + data_->description() + ")");
   const CaptionFolderInfo& d = data_->info();
-  if (d.caption_channels != s.caption_channels || d.max_length != s.model_max_length)
+  if (text_) {
+    check_joint_setup();
+  } else if (d.tokens) {
+    throw Error("train: " + data_->dir() +
+                " holds caption token ids (lit extract-latents --tokenizer): train a text encoder jointly with the "
+                "model (--text-encoder-config T5CONFIG.json --tokenizer " +
+                d.tokenizer + "), or extract T5 features with --text-encoder");
+  } else if (d.caption_channels != s.caption_channels || d.max_length != s.model_max_length) {
     throw Error("train: the data's captions are " + std::to_string(d.max_length) + " tokens of width " +
                 std::to_string(d.caption_channels) + " but the model takes " + std::to_string(s.model_max_length) +
                 " of width " + std::to_string(s.caption_channels) +
                 " (extract with the model's text encoder and --max-length)");
+  }
   if (options_.batch_size < 1 || options_.max_steps < 0 || options_.lr <= 0 || options_.ema_decay < 0 ||
       options_.ema_decay > 1 || options_.kd.lambda_eps < 0 || options_.kd.lambda_var < 0 ||
       options_.label_dropout < 0 || options_.label_dropout > 1)
@@ -117,17 +164,67 @@ void TextTrainer::check_setup() const {
   }
 }
 
+void TextTrainer::check_joint_setup() const {
+  const PixArtConfig& s = student_->config();
+  const CaptionFolderInfo& d = data_->info();
+  const text::T5Config& t5 = text_->model.config();
+  if (teacher_)
+    throw Error(
+        "train: joint text-encoder training takes no teacher: distil on features extracted with the trained "
+        "encoder (lit extract-latents --text-encoder CKPT/text_encoder_ema)");
+  if (!d.tokens)
+    throw Error("train: " + data_->dir() +
+                " holds T5 features: training a text encoder jointly needs the captions' token ids (lit "
+                "extract-latents --tokenizer " +
+                text_->spiece_model + ")");
+  if (t5.d_model != s.caption_channels)
+    throw Error("train: the text encoder is " + std::to_string(t5.d_model) +
+                " wide (d_model) but the model reads captions " + std::to_string(s.caption_channels) +
+                " wide (caption_channels): make them equal");
+  if (d.max_length != s.model_max_length)
+    throw Error("train: the data's captions are " + std::to_string(d.max_length) + " tokens but the model takes " +
+                std::to_string(s.model_max_length) + " (model_max_length): extract with --max-length " +
+                std::to_string(s.model_max_length));
+  const std::string crc = file_crc32_hex(text_->spiece_model);
+  if (crc != d.tokenizer_crc32)
+    throw Error("train: the data was tokenized with " + d.tokenizer + " (crc32 " + d.tokenizer_crc32 + "), not " +
+                text_->spiece_model + " (crc32 " + crc + "): extract the captions again with --tokenizer " +
+                text_->spiece_model);
+  if (d.vocab_size > t5.vocab_size)
+    throw Error("train: the tokenizer has " + std::to_string(d.vocab_size) +
+                " token ids but the text encoder's vocab_size is " + std::to_string(t5.vocab_size));
+  if (text_->model.device() != student_->device() || text_->model.dtype() != at::kFloat)
+    throw Error("train: the text encoder is on " + text_->model.device().str() + " in " +
+                c10::toString(text_->model.dtype()) + "; the model trains on " + student_->device().str() +
+                " in float32 (master weights)");
+}
+
+const text::T5EncoderModel& TextTrainer::text_encoder() const {
+  if (!text_) throw Error("train: no text encoder is trained jointly");
+  return text_->model;
+}
+
+const text::T5EncoderModel& TextTrainer::text_encoder_ema() const {
+  if (!text_) throw Error("train: no text encoder is trained jointly");
+  return text_ema_;
+}
+
 void TextTrainer::copy_to_ema() {
   at::NoGradGuard no_grad;
   const auto src = parameters_of(student_), dst = parameters_of(ema_);
   for (size_t i = 0; i < dst.size(); ++i) dst[i].copy_(src[i]);
   ema_->y_embedder->y_embedding.copy_(student_->y_embedder->y_embedding);
+  for (size_t i = 0; i < text_ema_params_.size(); ++i) text_ema_params_[i].copy_(text_params_[i].detach());
 }
 
 void TextTrainer::update_ema(double decay) {
   at::NoGradGuard no_grad;
-  const auto src = parameters_of(student_);
+  auto src = parameters_of(student_);
   auto dst = parameters_of(ema_);
+  for (size_t i = 0; i < text_params_.size(); ++i) {
+    src.push_back(text_params_[i].detach());
+    dst.push_back(text_ema_params_[i]);
+  }
   at::_foreach_mul_(dst, decay);
   at::_foreach_add_(dst, src, 1.0 - decay);
 }
@@ -170,17 +267,32 @@ StepLosses TextTrainer::losses(const at::Tensor& x_start, const at::Tensor& t, c
   return out;
 }
 
+at::Tensor TextTrainer::encode_captions(const at::Tensor& tokens, const at::Tensor& mask) const {
+  if (!text_) throw Error("train: no text encoder is trained jointly (the data's captions are T5 features)");
+  std::optional<compat::AutocastGuard> autocast;
+  if (options_.bf16) autocast.emplace(student_->device().type(), at::kBFloat16);
+  return text_->model.forward(tokens, mask.to(student_->device(), at::kLong)).to(at::kFloat);
+}
+
 StepStats TextTrainer::step_on(const at::Tensor& x_start, const CaptionCondition& condition, const at::Tensor& t,
                                const at::Tensor& noise, const at::Tensor& drop) {
   const auto start = std::chrono::steady_clock::now();
   const at::Device device = student_->device();
   const at::Tensor x = x_start.to(device, at::kFloat), tt = t.to(device), n = noise.to(device, at::kFloat);
-  const CaptionCondition truth{condition.features.to(device, at::kFloat), condition.mask.to(device, at::kLong)};
-  const CaptionCondition dropped = drop_captions(truth, drop);
-
   const double lr = learning_rate(step_);
   for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
   optimizer_->zero_grad();
+
+  // Joint mode: the caption features are the trainable encoder's output, and the loss reaches its weights.
+  CaptionCondition truth;
+  truth.mask = condition.mask.to(device, at::kLong);
+  if (text_) {
+    if (!condition.tokens.defined()) throw Error("train: a joint training step needs the captions' token ids");
+    truth.features = encode_captions(condition.tokens, truth.mask);
+  } else {
+    truth.features = condition.features.to(device, at::kFloat);
+  }
+  const CaptionCondition dropped = drop_captions(truth, drop);
   const StepLosses l = losses(x, tt, n, dropped, truth);
   if (averager_) averager_->begin();
   l.total.mean().backward();
@@ -227,7 +339,10 @@ StepStats TextTrainer::step() {
   const Batch batch = loader_->next();  // labels are the examples' indices (CaptionedData)
   position_ = loader_->position();
   CaptionCondition condition;
-  data_->captions(batch.labels, &condition.features, &condition.mask);
+  if (text_)
+    data_->tokens(batch.labels, &condition.tokens, &condition.mask);
+  else
+    data_->captions(batch.labels, &condition.features, &condition.mask);
   // Drawn in the class trainer's order from one CPU generator for the whole global batch.
   const int64_t b = local_batch(), global = options_.batch_size, first = options_.rank * b;
   std::vector<int64_t> shape = batch.x.sizes().vec();
@@ -295,6 +410,7 @@ void TextTrainer::set_process_group(std::shared_ptr<ProcessGroup> group) {
     return out;
   };
   std::vector<at::Tensor> tensors = all_tensors(student_);
+  tensors.insert(tensors.end(), text_params_.begin(), text_params_.end());
   group_->broadcast(tensors, 0);
   if (teacher_) {
     std::vector<at::Tensor> t = all_tensors(teacher_);
@@ -306,6 +422,7 @@ void TextTrainer::set_process_group(std::shared_ptr<ProcessGroup> group) {
 
 std::string TextTrainer::run_description() const {
   const nlohmann::json j = {{"student", student_->config().summary()},
+                            {"text_encoder", text_ ? text_->model.config().summary() : std::string()},
                             {"teacher", teacher_ ? teacher_->config().summary() : std::string()},
                             {"data", data_->description()},
                             {"data_size", data_->size()},
@@ -357,6 +474,10 @@ std::string TextTrainer::save_checkpoint() {
   const std::string dir = write_checkpoint_folder(checkpoints, step_, [&](const std::string& tmp) {
     save_pixart(tmp + "/model.safetensors", student_, std::nullopt, meta);
     save_pixart(tmp + "/ema.safetensors", ema_, std::nullopt, meta);
+    if (text_) {
+      text::save_t5_folder(tmp + "/text_encoder", text_->model, text_->spiece_model, text_->initializer_factor);
+      text::save_t5_folder(tmp + "/text_encoder_ema", text_ema_, text_->spiece_model, text_->initializer_factor);
+    }
     const uint32_t optimizer_crc = save_optimizer(tmp + "/optimizer.pt", *optimizer_);
     save_trainer_state(tmp + "/trainer.safetensors",
                        {step_, position_, options_.seed, generator_.get_state(), optimizer_crc});
@@ -372,6 +493,13 @@ void TextTrainer::resume(const std::string& path) {
   if (state.seed != options_.seed)
     throw Error(dir + ": the checkpoint was trained with seed " + std::to_string(state.seed) + ", not " +
                 std::to_string(options_.seed) + " (pass --seed " + std::to_string(state.seed) + ")");
+  const bool has_text = fs::is_directory(dir + "/text_encoder");
+  if (has_text && !text_)
+    throw Error(dir +
+                ": the run trained a text encoder jointly (text_encoder/): resume it with "
+                "--text-encoder-config and --tokenizer as it started");
+  if (!has_text && text_)
+    throw Error(dir + ": no text_encoder/ in the checkpoint: the run did not train a text encoder jointly");
   for (const char* name : {"model", "ema"}) {
     const std::string file = dir + "/" + name + ".safetensors";
     const PixArtCheckpoint ck = read_pixart_checkpoint(file);
@@ -381,6 +509,10 @@ void TextTrainer::resume(const std::string& path) {
     PixArtMS& target = std::string(name) == "model" ? student_ : ema_;
     at::NoGradGuard no_grad;
     load_state_dict(target, ck.tensors);
+  }
+  if (text_) {
+    load_encoder_into(dir + "/text_encoder", text_->model, text_->spiece_model);
+    load_encoder_into(dir + "/text_encoder_ema", text_ema_, text_->spiece_model);
   }
   load_optimizer(dir + "/optimizer.pt", *optimizer_, state.optimizer_crc);
   generator_.set_state(state.generator_state);

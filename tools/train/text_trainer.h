@@ -11,6 +11,16 @@
 //
 // Distillation: a frozen PixArt-Σ teacher run on the same x_t, t, caption and mask; the hybrid loss of
 // sampler/distillation.h (lambda_eps, lambda_var).
+//
+// Joint mode (GLIDE trained its text transformer with the diffusion model): given a JointTextEncoder, the data
+// is a token folder (lit extract-latents --tokenizer) and every step encodes the batch's token ids with the
+// trainable T5 encoder, under the model's autocast; caption dropout replaces the dropped rows' encoder output by
+// y_embedding as above; the loss backpropagates into the encoder; one AdamW over model + encoder tensors, one
+// gradient clipping over both, an EMA of both. Checkpoints hold the encoder (raw and EMA) as standard T5
+// folders, text_encoder/ and text_encoder_ema/ with the tokenizer, so that
+//   lit generate --model CKPT/ema.safetensors --text-encoder CKPT/text_encoder_ema --prompt ...
+// works, and resume restores them bit for bit. Joint mode takes no teacher: a student is distilled on features
+// extracted with the trained (then frozen) encoder folder, the cached-features path above.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -19,10 +29,12 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "model/t2i/pixart.h"
+#include "model/text/t5_encoder.h"
 #include "sampler/gaussian_diffusion.h"
 #include "tools/train/caption_data.h"
 #include "tools/train/distributed.h"
@@ -30,9 +42,20 @@
 
 namespace lit::train {
 
-// The condition of a batch of a text model: caption features (B, L, C) and their mask (B, L), 1 = token.
+// The condition of a batch of a text model: caption features (B, L, C) and their mask (B, L), 1 = token. In
+// joint mode the caption token ids (B, L) int64 instead of the features, which the trainer computes.
 struct CaptionCondition {
   at::Tensor features, mask;
+  at::Tensor tokens = {};  // (a default: {features, mask} stays a complete initialiser)
+};
+
+// A T5 encoder trained with the model (model/text/t5_init.h makes a fresh one): float32 tensors on the model's
+// device (the trainer makes them require grad), the SentencePiece model the data was tokenized with (it is
+// saved beside the encoder in every checkpoint) and the initializer_factor config.json records.
+struct JointTextEncoder {
+  text::T5EncoderModel model;
+  std::string spiece_model;
+  double initializer_factor = 1.0;
 };
 
 // Throws lit::Error unless the student has the teacher's shape apart from its self-attention.
@@ -40,9 +63,12 @@ void check_text_teacher_student(const PixArtConfig& teacher, const PixArtConfig&
 
 class TextTrainer {
  public:
-  // student: trained in place; teacher: a frozen PixArt-Σ or nullptr. Throws lit::Error naming the problem
-  // (teacher and student of different shapes, data that does not fit the model, an unwritable run folder).
-  TextTrainer(PixArtMS student, PixArtMS teacher, std::shared_ptr<CaptionedData> data, TrainOptions options);
+  // student: trained in place; teacher: a frozen PixArt-Σ or nullptr; text_encoder: joint mode (trained in
+  // place too; no teacher then). Throws lit::Error naming the problem (teacher and student of different shapes,
+  // data that does not fit the model, a token folder without an encoder or made with another tokenizer, an
+  // encoder whose width is not the model's caption width, an unwritable run folder).
+  TextTrainer(PixArtMS student, PixArtMS teacher, std::shared_ptr<CaptionedData> data, TrainOptions options,
+              std::optional<JointTextEncoder> text_encoder = std::nullopt);
   ~TextTrainer();
 
   // Per-sample losses: x_start (B, C, H, W), t (B,) int64, noise, the student's condition (after any
@@ -52,13 +78,18 @@ class TextTrainer {
   // The condition with rows where drop (B,) bool is set replaced by the null caption (masks kept).
   CaptionCondition drop_captions(const CaptionCondition& condition, const at::Tensor& drop) const;
 
+  // Joint mode: the trainable encoder's output (B, L, d_model) float32 for token ids and mask, under the
+  // model's autocast, recording gradients.
+  at::Tensor encode_captions(const at::Tensor& tokens, const at::Tensor& mask) const;
+
   StepStats step();
   StepStats step_on(const at::Tensor& x_start, const CaptionCondition& condition, const at::Tensor& t,
                     const at::Tensor& noise, const at::Tensor& drop = {});
   void run(const std::function<void(const StepStats&)>& on_step = {}, const std::function<bool()>& should_stop = {});
 
   // As the class trainer: <run_dir>/checkpoints/step-NNNNNNN/ with model/ema.safetensors (PixArt configs in
-  // their metadata: `lit generate` and `lit inspect` read them), optimizer.pt and trainer.safetensors.
+  // their metadata: `lit generate` and `lit inspect` read them), optimizer.pt and trainer.safetensors; in joint
+  // mode also the T5 folders text_encoder/ and text_encoder_ema/ (config.json, model.safetensors, spiece.model).
   std::string save_checkpoint();
   void resume(const std::string& path);
 
@@ -68,11 +99,16 @@ class TextTrainer {
   int64_t steps_done() const { return step_; }
   PixArtMS& model() { return student_; }
   PixArtMS& ema() { return ema_; }
+  bool joint() const { return text_.has_value(); }
+  // Joint mode only (throw lit::Error otherwise): the trained encoder and its EMA.
+  const text::T5EncoderModel& text_encoder() const;
+  const text::T5EncoderModel& text_encoder_ema() const;
   std::function<void(const std::string&)> on_event;
 
  private:
   void check_setup() const;
-  void copy_to_ema();  // ema <- student (the EMA is built uninitialised)
+  void check_joint_setup() const;
+  void copy_to_ema();  // ema <- student, and the encoder's (the EMA is built uninitialised)
   void update_ema(double decay);
   void log_json(const StepStats& stats);
   void truncate_log_after(int64_t step);
@@ -84,7 +120,10 @@ class TextTrainer {
   TrainOptions options_;
   GaussianDiffusion diffusion_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
-  std::vector<at::Tensor> trained_;
+  std::vector<at::Tensor> trained_;  // the student's, then the encoder's
+  std::optional<JointTextEncoder> text_;
+  text::T5EncoderModel text_ema_;
+  std::vector<at::Tensor> text_params_, text_ema_params_;
   at::Generator generator_;
   std::unique_ptr<BatchLoader> loader_;
   int64_t step_ = 0, position_ = 0;
