@@ -348,13 +348,15 @@ GenerationPlan Session::plan_t2i(GenerationRequest request, bool latents_only) {
                 " tokens, not --max-length " + std::to_string(request.max_length));
   if (request.learned_null_caption && request.guidance_convention == GuidanceConvention::Diffusers)
     throw Error("--null-caption learned goes with --guidance-convention official (the prompt's mask)");
-  if (!L.vae && !latents_only)
+  // A model of 1 or 3 channels without a VAE is a pixel-space model (the built-in canvases), as for classes.
+  const bool pixel_model = !L.vae && (info.channels == 1 || info.channels == 3);
+  if (!L.vae && !pixel_model && !latents_only)
     throw Error("the model works on " + std::to_string(info.channels) +
                 "-channel latents: give a VAE (--vae DIR) to decode them into images, or keep the latents only "
                 "(--save-latents FILE)");
   GenerationPlan plan;
-  plan.images = L.vae.has_value();
-  plan.clamp_x0 = request.clamp_x0 == ClampX0::On;
+  plan.images = L.vae.has_value() || pixel_model;
+  plan.clamp_x0 = request.clamp_x0 == ClampX0::Auto ? pixel_model : request.clamp_x0 == ClampX0::On;
   const int64_t factor = info.latent_size > 0 ? info.image_size / info.latent_size : 1;
   plan.width = request.width ? request.width : info.image_size;
   plan.height = request.height ? request.height : info.image_size;

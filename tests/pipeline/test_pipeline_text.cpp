@@ -283,3 +283,35 @@ TEST(PipelineText, VaeScalingFactorAndUpcastFromConfig) {
 
 }  // namespace
 }  // namespace lit
+
+namespace lit {
+namespace {
+
+// A text model of 3 channels without a VAE works in pixel space (the built-in canvases are 64x64 RGB): its
+// plan makes images, clamps x_0 by default as the class pixel models do, and its samples become RGB pixels.
+// A 4-channel latent model without a VAE still needs --vae or --save-latents.
+TEST(PipelineText, PixelSpaceModelsMakeImagesWithoutAVae) {
+  PixArtConfig config = test::tiny_pixart_config();
+  config.in_channels = 3;
+  at::manual_seed(3);
+  const std::string path = test::temp_path("pipeline_pixel_pixart.safetensors");
+  save_pixart(path, PixArtMS(config));
+  GenerationRequest r = e2e_request(path);
+  r.steps = 2;
+  Session session;
+  const GenerationPlan plan = session.plan(r, /*latents_only=*/false);
+  EXPECT_TRUE(plan.images);
+  EXPECT_TRUE(plan.clamp_x0);
+  const at::Tensor pixels = session.images(session.sample(plan, 0, 2));
+  EXPECT_EQ(pixels.sizes(), (std::vector<int64_t>{2, config.input_size, config.input_size, 3}));
+  EXPECT_EQ(pixels.scalar_type(), at::kByte);
+
+  r.clamp_x0 = ClampX0::Off;
+  EXPECT_FALSE(session.plan(r, false).clamp_x0);
+  const std::string latent =
+      error_of([&] { Session().plan(e2e_request(fixture("t2i/pixart_tiny/pixart_tiny.pth")), false); });
+  EXPECT_NE(latent.find("4-channel latents: give a VAE"), std::string::npos) << latent;
+}
+
+}  // namespace
+}  // namespace lit

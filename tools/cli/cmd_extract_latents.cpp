@@ -27,12 +27,15 @@ struct ExtractOptions {
   std::string text_encoder;  // text-to-image data: captions encoded once (extract_captions.h)
   std::string tokenizer;     // ... or only tokenized, for a text encoder trained jointly
   int64_t max_length = 300;
+  bool no_flip = false;
 };
 
 void extract(const ExtractOptions& opt) {
+  if (opt.no_flip && opt.text_encoder.empty() && opt.tokenizer.empty())
+    throw Error("extract-latents: --no-flip is for captioned data (with --text-encoder or --tokenizer)");
   if (!opt.text_encoder.empty() || !opt.tokenizer.empty())
     return extract_captioned({opt.vae, opt.text_encoder, opt.data, opt.output, opt.device, opt.image_size,
-                              opt.batch_size, opt.shard_size, opt.limit, opt.max_length, opt.tokenizer});
+                              opt.batch_size, opt.shard_size, opt.limit, opt.max_length, opt.tokenizer, !opt.no_flip});
   if (opt.vae.empty())
     throw Error("extract-latents: give the VAE (--vae DIR), or --text-encoder / --tokenizer for captioned data");
   const at::Device device = kernels::parse_device(opt.device);
@@ -93,6 +96,8 @@ void add_extract_latents_command(CLI::App& app) {
                   "caption tokens with --text-encoder or --tokenizer (the model's model_max_length)")
       ->capture_default_str();
   cmd->add_option("-o,--output", opt.output, "latents folder to write")->required();
+  cmd->add_flag("--no-flip", opt.no_flip,
+                "captioned data: training never mirrors the images (for captions that name left and right)");
   cmd->add_option("--image-size", opt.image_size, "centre-crop size in pixels")->capture_default_str();
   cmd->add_option("--batch-size", opt.batch_size, "images per VAE batch")->capture_default_str();
   cmd->add_option("--shard-size", opt.shard_size, "images per shard file")->capture_default_str();

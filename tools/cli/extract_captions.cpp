@@ -62,6 +62,7 @@ void extract_captioned(const CaptionExtractOptions& opt) {
   ci.max_length = opt.max_length;
   ci.caption_channels = width;
   ci.image_size = vae ? 0 : opt.image_size;
+  ci.random_flip = opt.random_flip;
   ci.text_encoder = opt.text_encoder;
   if (tokenizer) {
     ci.tokens = true;
@@ -141,6 +142,7 @@ void extract_captioned(const CaptionExtractOptions& opt) {
     std::cout << " and posteriors (with flips), latents " << li.shape[0] << "x" << li.shape[1] << "x" << li.shape[2];
   else
     std::cout << " and " << opt.image_size << "x" << opt.image_size << " pixel crops (no VAE)";
+  if (!opt.random_flip) std::cout << "; training never mirrors them (--no-flip)";
   std::cout << "\n";
   if (truncated > 0)
     std::cout << "note    " << truncated << " captions were longer than " << opt.max_length

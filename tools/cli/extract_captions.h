@@ -17,6 +17,7 @@ struct CaptionExtractOptions {
   int64_t image_size = 256, batch_size = 32, shard_size = 4096, limit = 0;
   int64_t max_length = 300;  // caption tokens: the model's model_max_length (PixArt-Σ 300, PixArt-α 120)
   std::string tokenizer;     // a SentencePiece model: store token ids, not features (then no text_encoder)
+  bool random_flip = true;   // false: training never mirrors the images (captions that say left/right)
 };
 
 void extract_captioned(const CaptionExtractOptions& options);

@@ -165,6 +165,7 @@ void CaptionFolderWriter::finish() {
                       {"max_length", info_.max_length},
                       {"caption_channels", info_.caption_channels},
                       {"image_size", info_.image_size},
+                      {"random_flip", info_.random_flip},
                       {"text_encoder", info_.text_encoder},
                       {"shards", info_.shards}};
   if (info_.tokens) {
@@ -192,6 +193,7 @@ CaptionedData::CaptionedData(std::string dir) : dir_(std::move(dir)) {
     info_.max_length = j.at("max_length").get<int64_t>();
     info_.caption_channels = j.at("caption_channels").get<int64_t>();
     info_.image_size = j.value("image_size", int64_t{0});
+    info_.random_flip = j.value("random_flip", true);  // folders written before it existed were flipped
     info_.text_encoder = j.value("text_encoder", std::string());
     info_.shards = j.at("shards").get<std::vector<std::string>>();
     const std::string kind = j.value("kind", std::string("features"));
@@ -251,6 +253,8 @@ std::vector<int64_t> CaptionedData::example_shape() const {
 }
 
 Example CaptionedData::get(int64_t index, uint64_t seed) const {
+  // The seed's lowest bit picks the mirror image (the latent folder's rule too); cleared when flips are off.
+  if (!info_.random_flip) seed &= ~uint64_t{1};
   if (latents_) return {latents_->get(index, seed).x, index};
   const auto [s, row] = locate(index);
   at::Tensor image = images_from_uint8(shards_[s].tensor("images")[row].unsqueeze(0))[0];  // (3, S, S)

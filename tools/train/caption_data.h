@@ -51,6 +51,8 @@ struct CaptionFolderInfo {
   int64_t max_length = 0;        // caption tokens L
   int64_t caption_channels = 0;  // text encoder width C
   int64_t image_size = 0;        // pixel-space data: the crop side; 0 when the images are latents
+  bool random_flip = true;       // training mirrors half the examples; off where left and right matter
+                                 // (captions that name positions: `lit extract-latents --no-flip`)
   std::string text_encoder;      // where the features came from, for the record
   std::vector<std::string> shards;
   // Token folders ("kind": "tokens"); a features folder's captions.json has none of these keys.
