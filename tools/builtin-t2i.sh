@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The recipe of the built-in text-to-image model (issue 19), with the project's own tools only: captioned
+# Fashion-MNIST canvases, a SentencePiece tokenizer trained on their captions, a PixArt-layout teacher trained
+# jointly with a small T5 encoder from scratch, then LiT-T2I students from it (the teacher's encoder frozen,
+# as PixArt-Σ's T5 is), scored for prompt adherence. Every stage resumes or is skipped when its output exists.
+#   tools/builtin-t2i.sh data      RUNS  lit make-captions: COUNT training canvases (train split) and 10,000 real
+#                                        canvases of the test split (the FD reference and eval-prompts.jsonl)
+#   tools/builtin-t2i.sh tokenizer RUNS  spm_train on the captions -> RUNS/spiece.model (T5 ids: pad 0, eos 1, unk 2)
+#   tools/builtin-t2i.sh tokens    RUNS  lit extract-latents --tokenizer --no-flip -> RUNS/tokens (pixel crops + ids)
+#   tools/builtin-t2i.sh teacher   RUNS  lit train (PixArt + T5 jointly) -> RUNS/pixart-teacher
+#   tools/builtin-t2i.sh features  RUNS  the teacher's EMA encoder's features of every caption -> RUNS/features
+#   tools/builtin-t2i.sh students  RUNS  lit distill: lit-t2i-scratch, lit-t2i-inherit, lit-t2i-inherit-kd
+#   tools/builtin-t2i.sh eval      RUNS  lit eval-prompts of the teacher and every student -> RUNS/eval-*.json
+# Environment: LIT (default build-cuda/tools/lit), DATA (Fashion-MNIST folder), COUNT (60000), STEPS (20000),
+# BATCH (256), LR (5e-4), CKPT_EVERY (1000), TIME_LIMIT (seconds per training stage, stopped with a checkpoint),
+# DEVICE (cuda), STUDENTS (a subset of the three), PER_PROMPT (4 images per evaluation prompt).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stage=${1:?stage: data, tokenizer, tokens, teacher, features, students or eval}
+runs=${2:?run folder}
+LIT=${LIT:-build-cuda/tools/lit}
+DATA=${DATA:-/usr/share/datasets/fashion-mnist}
+DEVICE=${DEVICE:-cuda}
+MAX_LENGTH=48  # model/builtin/t2i/pixart-canvas.json's model_max_length
+STUDENTS=${STUDENTS:-lit-t2i-scratch lit-t2i-inherit lit-t2i-inherit-kd}
+common=(--device "$DEVICE" --bf16 --batch-size "${BATCH:-256}" --max-steps "${STEPS:-20000}" --lr "${LR:-5e-4}"
+  --warmup 500 --grad-clip 1 --ema-decay 0.999 --checkpoint-every "${CKPT_EVERY:-1000}" --keep 0 --log-every 500 --seed 1)
+mkdir -p "$runs"
+
+train() {  # a training command, stopped with SIGINT (lit saves a checkpoint) after TIME_LIMIT seconds if set
+  local status=0
+  if [ -n "${TIME_LIMIT:-}" ]; then timeout -s INT -k 60 "$TIME_LIMIT" "$LIT" "$@" || status=$?; else "$LIT" "$@" || status=$?; fi
+  [ $status = 0 ] || [ $status = 124 ] || [ $status = 130 ] || { echo "$LIT $1 failed ($status)" >&2; return $status; }
+}
+resume_flag() { [ -d "$1/checkpoints" ] && echo "--resume $1" || true; }
+last_checkpoint() { ls -d "$runs/$1/checkpoints"/step-* | tail -1; }
+
+case "$stage" in
+data)
+  [ -f "$runs/canvases/captions.json" ] || [ -f "$runs/canvases/make-captions.json" ] ||
+    "$LIT" make-captions -o "$runs/canvases" -n "${COUNT:-60000}" --seed 0 --data "$DATA" --split train
+  [ -f "$runs/t10k-canvases/make-captions.json" ] ||
+    "$LIT" make-captions -o "$runs/t10k-canvases" -n 10000 --seed 1 --data "$DATA" --split t10k
+  ;;
+tokenizer)
+  # The captions have under a hundred distinct words: a word-level vocabulary, no hard limit.
+  [ -f "$runs/spiece.model" ] || spm_train --input="$runs/canvases/corpus.txt" --model_prefix="$runs/spiece" \
+    --vocab_size=128 --hard_vocab_limit=false --model_type=unigram --pad_id=0 --eos_id=1 --unk_id=2 --bos_id=-1 \
+    --character_coverage=1.0 --num_threads=2 --minloglevel=1
+  ;;
+tokens)
+  [ -f "$runs/tokens/captions.json" ] || "$LIT" extract-latents --tokenizer "$runs/spiece.model" --data "$runs/canvases" \
+    --image-size 64 --max-length $MAX_LENGTH --no-flip -o "$runs/tokens"
+  ;;
+teacher)
+  # shellcheck disable=SC2046 # --resume RUN or nothing
+  train train --config model/builtin/t2i/pixart-canvas.json --text-encoder-config model/builtin/t2i/t5-canvas.json \
+    --tokenizer "$runs/spiece.model" --data "$runs/tokens" "${common[@]}" -o "$runs/pixart-teacher" \
+    $(resume_flag "$runs/pixart-teacher") >>"$runs/pixart-teacher.log" 2>&1
+  tail -n 2 "$runs/pixart-teacher.log"
+  ;;
+features)
+  t=$(last_checkpoint pixart-teacher)
+  rm -rf "$runs/features"
+  "$LIT" extract-latents --text-encoder "$t/text_encoder_ema" --data "$runs/canvases" --image-size 64 \
+    --max-length $MAX_LENGTH --no-flip --device "$DEVICE" -o "$runs/features"
+  echo "$t" >"$runs/features/teacher.txt"
+  ;;
+students)
+  t=$(cat "$runs/features/teacher.txt")
+  for r in $STUDENTS; do
+    case $r in
+    lit-t2i-scratch) args=(--init scratch --lambda-eps 0 --lambda-var 0) ;;
+    lit-t2i-inherit) args=(--init inherit --lambda-eps 0 --lambda-var 0) ;;
+    lit-t2i-inherit-kd) args=(--init inherit --lambda-eps 0.5 --lambda-var 0.05) ;;
+    *) echo "unknown student '$r'" >&2; exit 2 ;;
+    esac
+    # shellcheck disable=SC2046
+    train distill --teacher "$t/ema.safetensors" "${args[@]}" --data "$runs/features" "${common[@]}" -o "$runs/$r" \
+      $(resume_flag "$runs/$r") >>"$runs/$r.log" 2>&1
+    tail -n 1 "$runs/$r.log"
+  done
+  ;;
+eval)
+  # lit generate with the learned null caption (the model was trained with y_embedding as its dropped caption),
+  # then lit eval-prompts on the folder: image i has prompt i mod the prompt count.
+  t=$(last_checkpoint pixart-teacher)
+  prompts=$runs/t10k-canvases/eval-prompts.jsonl
+  "$LIT" eval-prompts --prompts "$prompts" --captions-out "$runs/eval-captions.txt" >/dev/null
+  n=$(($(wc -l <"$runs/eval-captions.txt") * ${PER_PROMPT:-4}))
+  for r in pixart-teacher $STUDENTS; do
+    [ -d "$runs/$r/checkpoints" ] || continue
+    rm -rf "$runs/eval-$r"
+    "$LIT" generate -q --model "$(last_checkpoint "$r")/ema.safetensors" --text-encoder "$t/text_encoder_ema" \
+      --null-caption learned --prompts-file "$runs/eval-captions.txt" -n "$n" --batch-size 240 --device "$DEVICE" \
+      -o "$runs/eval-$r"
+    "$LIT" eval-prompts -q --prompts "$prompts" --images "$runs/eval-$r" --per-prompt "${PER_PROMPT:-4}" \
+      --real "$runs/t10k-canvases" --json "$runs/eval-$r.json" | tee "$runs/eval-$r.txt"
+  done
+  ;;
+*) echo "unknown stage '$stage'" >&2; exit 2 ;;
+esac
