@@ -233,6 +233,18 @@ TEST(CliEvalPrompts, GeneratesThroughThePipelineAsLitGenerateDoes) {
   EXPECT_EQ(folder["per_prompt"], 2);
   EXPECT_EQ(folder["groups"], generated["groups"]);
   EXPECT_EQ(folder["per_class"], generated["per_class"]);
+
+  // --null-caption learned (the model's y_embedding as the unconditional branch) as lit generate does it:
+  // the same images as lit generate --null-caption learned, and not those of the T5 null caption.
+  const std::string learned = fresh_temp_dir("gen_learned"), learned_cli = fresh_temp_dir("gen_learned_cli");
+  r = run_command(kLit + " eval-prompts -q --prompts " + prompts + " --model " + model + common +
+                  " --per-prompt 2 --null-caption learned --save-images " + learned);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_command(kLit + " generate -q --model " + model + common + " --null-caption learned --prompts-file " +
+                  captions + " -n 4 -o " + learned_cli);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(at::equal(read_image(learned + "/000001.png"), read_image(learned_cli + "/000001.png")));
+  EXPECT_FALSE(at::equal(read_image(learned + "/000001.png"), read_image(saved + "/000001.png")));
 }
 
 TEST(CliEvalPrompts, MakeCaptionsCanvasesAgainstTheirMetadataAreTheCeiling) {

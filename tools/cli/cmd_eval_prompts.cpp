@@ -56,6 +56,7 @@ struct EvalPromptsOptions {
   std::string seed = "0";
   int64_t per_prompt = 0;  // 0: inferred (--images) or 1 (--model)
   int64_t batch_size = 8;  // generation
+  bool learned_null_caption = false;
   std::string save_images;
   std::string real;
   std::string classifier;
@@ -183,6 +184,7 @@ class GeneratedSource : public ImageSource {
     r.steps = o.steps;
     r.cfg_scale = o.cfg_scale;
     r.cfg_all_channels = true;
+    r.learned_null_caption = o.learned_null_caption;
     r.seed = parse_seed(o.seed);
     r.num_images = per_prompt * static_cast<int64_t>(prompts.size());
     r.conditioning.kind = Conditioning::Kind::Prompt;
@@ -518,6 +520,12 @@ void add_eval_prompts_command(CLI::App& app) {
   cmd->add_option("--seed", o.seed, "--model: image i uses seed + i")->capture_default_str();
   cmd->add_option("--dtype", o.dtype, "--model: fp32, bf16 or fp16")->capture_default_str();
   cmd->add_option("--batch-size", o.batch_size, "--model: images per model batch")->capture_default_str();
+  cmd->add_option_function<std::string>(
+         "--null-caption", [](const std::string& name) { o.learned_null_caption = name == "learned"; },
+         "--model: the null caption of guidance: t5 (T5 of an empty prompt) or learned (the model's y_embedding, "
+         "what a model trained with caption dropout learned; as lit generate --null-caption)")
+      ->check(CLI::IsMember({"t5", "learned"}))
+      ->default_str("t5");
   cmd->add_option("--save-images", o.save_images, "--model: also write the images to this folder");
   cmd->add_option("--device", o.device, "cpu, cuda or cuda:N (the classifier, and --model)")->capture_default_str();
   cmd->add_option("--real", o.real,
