@@ -81,16 +81,33 @@ void AtomicFile::write(const void* data, size_t size) {
 }
 
 void AtomicFile::commit() {
+  finish(true);
+}
+
+void AtomicFile::commit_unsynced() {
+  finish(false);
+}
+
+void AtomicFile::finish(bool sync) {
   if (!file_) throw Error("cannot write " + path_ + ": file already closed");
   errno = 0;
   if (std::fflush(file_) != 0) fail("flush failed");
-  if (::fsync(::fileno(file_)) != 0) fail("fsync failed");
+  if (sync && ::fsync(::fileno(file_)) != 0) fail("fsync failed");
   const int rc = std::fclose(file_);
   file_ = nullptr;
   if (rc != 0) fail("close failed");
   if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0) fail("rename failed");
   committed_ = true;
-  sync_parent_folder(path_);
+  if (sync) sync_parent_folder(path_);
+}
+
+void sync_file_system(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot sync " + path + ": " + std::strerror(errno));
+  const int rc = ::syncfs(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) throw Error("cannot sync " + path + ": " + std::strerror(err));
 }
 
 AtomicPath::AtomicPath(std::string path) : path_(std::move(path)) {

@@ -20,11 +20,15 @@ class AtomicFile {
 
   void write(const void* data, size_t size);  // throws lit::Error (e.g. "No space left on device")
   void commit();                              // flush, fsync, close, rename over the final path
+  // The same without the two fsyncs (file and folder): still atomic (no half-written file under the final
+  // name), but durable only once the caller syncs, e.g. sync_file_system() after a whole folder of files.
+  void commit_unsynced();
 
   const std::string& path() const { return path_; }
 
  private:
   [[noreturn]] void fail(const std::string& what);
+  void finish(bool sync);
 
   std::string path_;
   std::string tmp_path_;
@@ -36,6 +40,10 @@ class AtomicFile {
 // itself on zip_close). temp_path() lies in a private folder "<path>.tmp-XXXXXX" (mkdtemp: created new, mode
 // 0700), so nothing can be planted under it. Write to temp_path(), then commit() fsyncs it and renames it over
 // the final path; the destructor removes the temporary and its folder unless commit() succeeded.
+// syncfs(2) of the file system holding path: one call makes every file written there durable (a data set of
+// thousands of files written with commit_unsynced, then renamed into place as a folder). Throws lit::Error.
+void sync_file_system(const std::string& path);
+
 class AtomicPath {
  public:
   explicit AtomicPath(std::string path);  // creates the private folder; throws lit::Error

@@ -35,10 +35,13 @@ std::string lowercase_extension(const std::string& path) {
   return ext;
 }
 
-void write_bytes_atomically(const std::string& path, const void* data, size_t size) {
+void write_bytes_atomically(const std::string& path, const void* data, size_t size, bool sync) {
   AtomicFile file(path);
   file.write(data, size);
-  file.commit();
+  if (sync)
+    file.commit();
+  else
+    file.commit_unsynced();
 }
 
 // PNG's tEXt chunks hold Latin-1; the rest of the program speaks UTF-8.
@@ -339,7 +342,7 @@ void write_image(const std::string& path, const at::Tensor& pixels, const ImageW
   const std::string ext = lowercase_extension(path);
   if (ext == ".png") {
     const std::vector<unsigned char> bytes = encode_png(path, cpu, options.text);
-    write_bytes_atomically(path, bytes.data(), bytes.size());
+    write_bytes_atomically(path, bytes.data(), bytes.size(), options.sync);
     return;
   }
   if (ext == ".jpg" || ext == ".jpeg" || ext == ".webp") {
@@ -351,7 +354,7 @@ void write_image(const std::string& path, const at::Tensor& pixels, const ImageW
     std::vector<unsigned char> bytes;
     if (!cv::imencode(ext, mat, bytes, {flag, std::clamp(options.quality, 1, 100)}))
       throw Error("cannot write " + path + ": OpenCV could not encode it");
-    write_bytes_atomically(path, bytes.data(), bytes.size());
+    write_bytes_atomically(path, bytes.data(), bytes.size(), options.sync);
     return;
 #else
     throw Error("cannot write " + path + ": JPEG and WebP need OpenCV's imgcodecs, which this build lacks (use .png)");

@@ -37,6 +37,7 @@ PngInfo read_png_info(const std::string& path);
 struct ImageWriteOptions {
   TextChunks text;   // PNG only: written as tEXt (Latin-1 text) or iTXt (anything else), before the pixels
   int quality = 95;  // JPEG and WebP
+  bool sync = true;  // false: still atomic, but not fsynced; the caller syncs a whole folder (sync_file_system)
 };
 
 // Writes uint8 (H, W, 3) RGB (or (H, W, 1) gray) in the format the extension names: .png, or with OpenCV

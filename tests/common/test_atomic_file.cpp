@@ -75,6 +75,24 @@ TEST(AtomicFile, UncommittedWriteLeavesNothing) {
   EXPECT_TRUE(names_in(dir).empty());
 }
 
+TEST(AtomicFile, UnsyncedCommitIsStillAtomicAndASyncOfTheFileSystemFollows) {
+  // commit_unsynced: the bytes under the final name, no temporary left, the previous file replaced whole;
+  // sync_file_system then makes the folder durable in one call (a missing path is a one-line error).
+  const std::string dir = fresh_temp_dir("atomic_unsynced");
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  std::ofstream(dir + "/out.bin") << "old contents";
+  {
+    AtomicFile f(dir + "/out.bin");
+    f.write("new", 3);
+    EXPECT_EQ(slurp(dir + "/out.bin"), "old contents");  // nothing visible before the commit
+    f.commit_unsynced();
+  }
+  EXPECT_EQ(slurp(dir + "/out.bin"), "new");
+  EXPECT_EQ(names_in(dir), std::vector<std::string>{"out.bin"});
+  EXPECT_NO_THROW(sync_file_system(dir));
+  EXPECT_NE(test::error_of([&] { sync_file_system(dir + "/absent"); }).find(dir + "/absent"), std::string::npos);
+}
+
 TEST(AtomicFile, FullDiskIsReportedAndNothingIsLeft) {
   // A file size limit makes write(2) fail with EFBIG, as a full disk fails with ENOSPC; run it in a child so
   // the limit stays there.

@@ -56,22 +56,12 @@ void clear_partial(const std::string& partial) {
 }
 
 // A caption file inside DIR.partial. Not an AtomicFile: the folder is renamed into place only when complete,
-// and its files reach the disk together before that (sync_folder_files), instead of two fsyncs per caption.
+// and its files reach the disk together before that (sync_file_system), instead of two fsyncs per file.
 void write_caption_file(const std::string& path, const std::string& text) {
   std::FILE* f = std::fopen(path.c_str(), "wbx");  // x: O_EXCL, never through a planted file or link
   if (!f) throw Error(printable(path) + ": cannot create: " + std::strerror(errno));
   const bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
   if (std::fclose(f) != 0 || !written) throw Error(printable(path) + ": cannot write: " + std::strerror(errno));
-}
-
-// Everything written into the folder on the disk (syncfs: one call for the whole file system).
-void sync_folder_files(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw Error(printable(dir) + ": cannot open: " + std::strerror(errno));
-  const int rc = ::syncfs(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) throw Error(printable(dir) + ": cannot flush to the disk: " + std::strerror(err));
 }
 
 void rename_or_throw(const std::string& from, const std::string& to) {
@@ -130,7 +120,9 @@ CaptionCanvasFolderSummary write_caption_canvas_folder(const CaptionCanvasGenera
     const CanvasExample example = generator.example(i);
     const std::string stem = image_stem(i, count);
     const at::Tensor pixels = at::from_blob(const_cast<uint8_t*>(example.pixels.data()), {s, s, 3}, at::kByte);
-    write_image(partial + "/" + stem + ".png", pixels);
+    ImageWriteOptions unsynced;  // the whole folder is synced once, before it is renamed into place
+    unsynced.sync = false;
+    write_image(partial + "/" + stem + ".png", pixels, unsynced);
     write_caption_file(partial + "/" + stem + ".txt", example.caption + "\n");
     write_text(metadata, canvas_metadata_json(example, stem + ".png", s) + "\n");
     write_text(corpus, example.caption + "\n");
@@ -162,7 +154,7 @@ CaptionCanvasFolderSummary write_caption_canvas_folder(const CaptionCanvasGenera
   write_text(record_file, record.dump(2) + "\n");
   record_file.commit();
 
-  sync_folder_files(partial);
+  sync_file_system(partial);
   // Into place: over an empty folder, or (--overwrite) moving the earlier data set aside first.
   if (fs::exists(fs::symlink_status(dir)) && !is_empty_folder(dir)) {
     check_caption_canvas_output(dir, overwrite);  // still a folder this command wrote
