@@ -5,6 +5,7 @@ same columns, so the C++ numbers have an eager baseline measured on the same GPU
 
   python3 tools/bench_eager.py                      # CUDA, bf16, 256/512/1024 px with batch 32/16/4
   python3 tools/bench_eager.py --device cpu --dtype fp32 --sizes 256 --batches 1 --depth 2   # smoke test
+  python3 tools/bench_eager.py --compile            # also torch.compile of both models (the baseline users pick)
 
 The architectures follow DESIGN.md section 3 (DiT as released: adaLN-Zero blocks, tanh-GELU MLP of ratio 4,
 softmax attention with 16 heads, patch 2, width 1152, depth 28, 4 latent channels, learned sigma) and the
@@ -233,6 +234,12 @@ def main():
     parser.add_argument("--depth", type=int, default=28, help="blocks (fewer for a smoke test)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda[:N]")
     parser.add_argument("--dtype", default="bf16", choices=sorted(DTYPES), help="weights and inputs")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time torch.compile of each model (rows 'compile ...', after the eager rows); the "
+                             "compilation happens in the warm-up runs, which are not timed")
+    parser.add_argument("--compile-mode", default="default",
+                        choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
+                        help="torch.compile's mode")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -252,13 +259,17 @@ def main():
     dtype = DTYPES[args.dtype]
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    models = [("eager DiT-XL/2", False, args.heads_dit), ("eager LiT-XL/2", True, args.heads_lit)]
+    models = [("eager DiT-XL/2", False, args.heads_dit, False), ("eager LiT-XL/2", True, args.heads_lit, False)]
+    if args.compile:
+        if not hasattr(torch, "compile"):
+            parser.error(f"--compile needs torch >= 2.0 (this is {torch.__version__})")
+        models += [("compile DiT-XL/2", False, args.heads_dit, True), ("compile LiT-XL/2", True, args.heads_lit, True)]
 
     floor = matmul_rate(device, dtype)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "no GPU"
     print(f"bench_eager.py: one backbone forward per batch (random weights, eval, no grad), {args.dtype} on {device}; "
           f"torch {torch.__version__}, {gpu}; depth {args.depth}; median of {args.repeats} runs after {args.warmup} "
-          f"warm-up")
+          f"warm-up" + (f"; torch.compile mode {args.compile_mode}, compiled in the warm-up" if args.compile else ""))
     print(f"floor: {args.dtype} {matmul_side(device)}^3 matrix multiply measured here, {floor:.2f} TFLOP/s; "
           f"of_floor = TFLOP/s over it (forward FLOPs x batch / time, 2 FLOPs per multiply-add); vs_first = the "
           f"first preset's time at the same size over this row's")
@@ -268,20 +279,24 @@ def main():
         latent = px // 8
         tokens = (latent // 2) ** 2
         first_ms = None
-        for k, (name, linear, heads) in enumerate(models):
+        for k, (name, linear, heads, compiled) in enumerate(models):
             print(f"{name:<16} {px:>5} {tokens:>7} {batch:>6} ", end="", flush=True)
             try:
                 with torch.no_grad():
                     model = Backbone(latent, linear, heads, depth=args.depth).to(device=device, dtype=dtype).eval()
+                    if compiled:
+                        torch._dynamo.reset()  # a fresh compilation per model and size, no recompile limit reached
+                        model = torch.compile(model, mode=args.compile_mode)
                     x = torch.randn(batch, 4, latent, latent, device=device, dtype=dtype)
                     t = torch.randint(0, 1000, (batch,), device=device)
                     y = torch.randint(0, 1000, (batch,), device=device)
                     if device.type == "cuda":
                         torch.cuda.synchronize(device)
                         torch.cuda.reset_peak_memory_stats(device)
-                    ms = median_ms(lambda: model(x, t, y), device, args.warmup, args.repeats)
+                    warmup = max(args.warmup, 3) if compiled else args.warmup  # compiles in the first calls
+                    ms = median_ms(lambda: model(x, t, y), device, warmup, args.repeats)
                     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-            except RuntimeError as e:  # out of memory included
+            except Exception as e:  # out of memory, or a compiler error (torch._dynamo / inductor)
                 model = x = t = y = None
                 if device.type == "cuda":
                     torch.cuda.empty_cache()

@@ -57,7 +57,7 @@ if has forward; then
     2>&1 | tee "$OUT/bench_forward.txt"
   timeout 240 $lit bench forward --preset DiT-XL/2 --preset LiT-XL/2 --dtype bf16 --cuda-graphs 2>&1 |
     tee -a "$OUT/bench_forward.txt"
-  timeout 240 python3 tools/bench_eager.py 2>&1 | tee "$OUT/bench_eager.txt"
+  timeout 400 python3 tools/bench_eager.py --compile 2>&1 | tee "$OUT/bench_eager.txt"
 fi
 
 if has generate; then
