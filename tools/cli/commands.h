@@ -29,10 +29,10 @@ void add_train_classifier_command(CLI::App& app);
 void add_vae_command(CLI::App& app);
 void add_encode_text_command(CLI::App& app);
 void add_bench_text_encoder_command(CLI::App& app);  // `lit bench text-encoder`, after add_bench_command
-void add_bench_t2i_command(CLI::App& app);  // `lit bench t2i` (cmd_bench_t2i.cpp), after add_bench_command
-void add_merge_npz_command(CLI::App& app);  // tools/cli/cmd_merge_npz.cpp: a sharded run's .npz
-void add_eval_prompts_command(CLI::App& app);  // tools/cli/cmd_eval_prompts.cpp: prompt adherence
-void add_make_captions_command(CLI::App& app);  // tools/cli/cmd_make_captions.cpp: the captioned canvases
+void add_bench_t2i_command(CLI::App& app);           // `lit bench t2i` (cmd_bench_t2i.cpp), after add_bench_command
+void add_merge_npz_command(CLI::App& app);           // tools/cli/cmd_merge_npz.cpp: a sharded run's .npz
+void add_eval_prompts_command(CLI::App& app);        // tools/cli/cmd_eval_prompts.cpp: prompt adherence
+void add_make_captions_command(CLI::App& app);       // tools/cli/cmd_make_captions.cpp: the captioned canvases
 
 // `--attention auto|composed|reference` on a subcommand (generate, train, distill): linear attention's
 // implementation, written to *impl once parsed; the command gives it to its model (DiTImpl::set_execution).

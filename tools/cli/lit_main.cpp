@@ -5,13 +5,13 @@
 #include <iostream>
 #include <string>
 
+#include "common/error.h"
+#include "common/input_limits.h"
+#include "common/printable.h"
 #include "kernels/runtime/cpu_allocator.h"
 #include "kernels/runtime/cuda_support.h"
 #include "kernels/runtime/torch_compat.h"
 #include "tools/cli/commands.h"
-#include "common/error.h"
-#include "common/input_limits.h"
-#include "common/printable.h"
 #include "weights/finite_check.h"
 
 namespace {
