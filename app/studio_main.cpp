@@ -46,9 +46,12 @@ int main(int argc, char** argv) {
   WindowOptions win;
   lit::studio::StartOptions start;
   CLI::App cli{"lit-studio: generate images with LiT / DiT models"};
-  cli.add_option("--model", start.model, "checkpoint to load (default: the built-in Fashion-MNIST LiT)");
+  cli.add_option("--model", start.model,
+                 "checkpoint to load (default: the built-in text model with an example prompt; with --class or "
+                 "--unconditional: the built-in Fashion-MNIST LiT)");
   cli.add_option("--vae", start.vae, "diffusers VAE folder, for latent models");
-  cli.add_option("--text-encoder", start.text_encoder, "T5 folder, for text-to-image models (PixArt-Σ, LiT-T2I)");
+  cli.add_option("--text-encoder", start.text_encoder,
+                 "T5 folder, for text-to-image models (PixArt-Σ, LiT-T2I; the built-in text model has its own)");
   cli.add_option("--prompt", start.prompt, "prompt to start with (text-to-image models)");
   cli.add_option("--negative-prompt", start.negative_prompt, "negative prompt to start with");
   cli.add_option("--class", start.class_arg, "class id or name to start with");

@@ -131,10 +131,14 @@ StudioUI::StudioUI(Generator& generator, const StartOptions& start)
   std::error_code ec;
   save_dir_ = fs::current_path(ec).string();
   settings_.model_path = start.model;
-  if (settings_.model_path.empty())
-    if (auto builtin = find_builtin_model()) settings_.model_path = *builtin;
-  settings_.vae_path = start.vae;
-  settings_.text_encoder_path = start.text_encoder;
+  if (settings_.model_path.empty()) {
+    // The built-in text model with an example prompt, unless a class was asked for; the class model is one
+    // button away (the Model panel's Built-in classes).
+    const bool classes = !start.class_arg.empty() || start.unconditional;
+    if (classes || !use_builtin_text_model(settings_)) use_builtin_class_model(settings_);
+  }
+  if (!start.vae.empty()) settings_.vae_path = start.vae;
+  if (!start.text_encoder.empty()) settings_.text_encoder_path = start.text_encoder;
   if (start.prompt) {
     settings_.conditioning.kind = Conditioning::Kind::Prompt;
     settings_.conditioning.prompt = *start.prompt;
@@ -208,17 +212,27 @@ void StudioUI::poll_generator() {
     if (info->class_conditional && settings_.conditioning.class_id >= info->num_classes)
       settings_.conditioning.class_id = 0;
     if (info->text_conditional) {
+      // The learned null caption is the built-in text model's (trained with caption dropout to y_embedding); for
+      // another model the user ticks it.
+      if (!model_ || model_->path != info->path)
+        settings_.learned_null_caption = info->has_learned_null_caption && is_builtin_text_model(info->path);
       // A prompt box instead of the class picker, and PixArt's guidance unless the user chose another.
       if (!model_ || !model_->text_conditional) {
         settings_.conditioning.kind = Conditioning::Kind::Prompt;
         if (!cfg_chosen_) settings_.cfg_scale = kTextCfgScale;
         settings_.cfg_all_channels = true;
       }
-    } else if (settings_.conditioning.kind == Conditioning::Kind::Prompt) {
-      settings_.conditioning.kind =
-          info->class_conditional ? Conditioning::Kind::Class : Conditioning::Kind::Unconditional;
-    } else if (!info->class_conditional) {
-      settings_.conditioning.kind = Conditioning::Kind::Unconditional;
+    } else {
+      // Back from a text model (e.g. Built-in classes): DiT's guidance again unless the user chose another.
+      if (model_ && model_->text_conditional) {
+        if (!cfg_chosen_) settings_.cfg_scale = Settings{}.cfg_scale;
+        settings_.cfg_all_channels = false;
+      }
+      if (settings_.conditioning.kind == Conditioning::Kind::Prompt)
+        settings_.conditioning.kind =
+            info->class_conditional ? Conditioning::Kind::Class : Conditioning::Kind::Unconditional;
+      else if (!info->class_conditional)
+        settings_.conditioning.kind = Conditioning::Kind::Unconditional;
     }
   }
   model_ = info;
@@ -434,15 +448,21 @@ void StudioUI::draw_model_panel() {
   if (ImGui::Button("Browse##t5")) browser_.open(FileBrowser::Purpose::TextEncoder, settings_.text_encoder_path);
   if (ImGui::Button("Load")) start_load();
   ImGui::SameLine();
-  if (ImGui::Button("Built-in")) {
-    if (auto builtin = find_builtin_model()) {
-      settings_.model_path = *builtin;
-      settings_.vae_path.clear();
+  if (ImGui::Button("Built-in text")) {
+    if (use_builtin_text_model(settings_))
       start_load();
-    } else {
-      set_status("the built-in model is not installed", true);
-    }
+    else
+      set_status("the built-in text model is not installed", true);
   }
+  if (ImGui::IsItemHovered()) ImGui::SetTooltip("the built-in LiT-T2I: garments on a black canvas, from a prompt");
+  ImGui::SameLine();
+  if (ImGui::Button("Built-in classes")) {
+    if (use_builtin_class_model(settings_))
+      start_load();
+    else
+      set_status("the built-in class model is not installed", true);
+  }
+  if (ImGui::IsItemHovered()) ImGui::SetTooltip("the built-in Fashion-MNIST LiT: one of ten garment classes");
   ImGui::EndDisabled();
 
   if (!model_) {
@@ -476,6 +496,14 @@ void StudioUI::draw_conditioning_panel() {
     ImGui::InputTextMultiline("##prompt", &c.prompt, ImVec2(-1, 3 * ImGui::GetTextLineHeightWithSpacing()));
     ImGui::TextUnformatted("negative prompt");
     ImGui::InputTextMultiline("##negative", &c.negative_prompt, ImVec2(-1, 2 * ImGui::GetTextLineHeightWithSpacing()));
+    if (!model_->has_learned_null_caption) settings_.learned_null_caption = false;
+    ImGui::BeginDisabled(!model_->has_learned_null_caption);
+    ImGui::Checkbox("learned null caption", &settings_.learned_null_caption);
+    ImGui::EndDisabled();
+    if (ImGui::IsItemHovered(ImGuiHoveredFlags_AllowWhenDisabled))
+      ImGui::SetTooltip(
+          "guidance's unconditional half: on, the model's learned y_embedding (models trained with caption\n"
+          "dropout, as the built-in one); off, T5 of the negative prompt");
     const auto recent = recent_.list("prompt");
     ImGui::SetNextItemWidth(-1);
     if (ImGui::BeginCombo("##recent_prompts", recent.empty() ? "no recent prompts" : "recent prompts")) {

@@ -15,7 +15,7 @@ namespace lit::studio {
 
 // What the command line asks of the window.
 struct StartOptions {
-  std::string model;                  // --model; empty: the built-in model when there is one
+  std::string model;                  // --model; empty: the built-in text model (with --class: the class one)
   std::string vae;                    // --vae
   std::string text_encoder;           // --text-encoder: T5 folder, for text-to-image models
   std::optional<std::string> prompt;  // --prompt (text-to-image)

@@ -6,6 +6,7 @@
 #include "common/format.h"
 #include "common/parse_number.h"
 #include "kernels/runtime/cuda_support.h"
+#include "model/backbone/builtin_model.h"
 #include "sampler/sampler.h"
 
 namespace lit {
@@ -46,6 +47,16 @@ bool GenerationRequest::operator==(const GenerationRequest& o) const {
          seed == o.seed && num_images == o.num_images && conditioning == o.conditioning &&
          text_encoder == o.text_encoder && width == o.width && height == o.height && max_length == o.max_length &&
          guidance_convention == o.guidance_convention && learned_null_caption == o.learned_null_caption;
+}
+
+bool use_builtin_text_model(GenerationRequest& r, bool null_caption_chosen) {
+  if (!r.model.empty() || r.conditioning.kind != Conditioning::Kind::Prompt) return false;
+  const BuiltinTextModel builtin = builtin_text_model();
+  r.model = builtin.model;
+  if (r.text_encoder.empty()) r.text_encoder = builtin.text_encoder;
+  // It was trained with caption dropout to y_embedding; the diffusers convention asks for T5's null caption.
+  if (!null_caption_chosen && r.guidance_convention == GuidanceConvention::Official) r.learned_null_caption = true;
+  return true;
 }
 
 void check_request(GenerationRequest& r) {

@@ -90,6 +90,13 @@ inline constexpr const char* kTextSampler = "dpm++2m";
 inline constexpr int64_t kTextSteps = 20;
 inline constexpr double kTextCfgScale = 4.5;
 
+// A prompt request that names no model is for the built-in text model (model/backbone/builtin_model.h): sets
+// its checkpoint, its T5 folder unless the request names one, and its learned null caption unless the user chose
+// the null caption (null_caption_chosen) or the diffusers guidance convention. Any other request is left as it is
+// (an empty model there stays the built-in class model). Returns whether it chose the built-in; lit::Error when
+// that is not installed.
+bool use_builtin_text_model(GenerationRequest& request, bool null_caption_chosen);
+
 // Throws lit::Error naming the first field no generation accepts (as the CLI option: --steps, --dtype, ...).
 // On success writes the canonical names back: sampler "dpmsolver++" -> "dpm++2m", dtype "bfloat16" -> "bf16".
 // Checks that the device exists on this machine.

@@ -10,13 +10,18 @@
 #   tools/builtin-t2i.sh teacher   RUNS  lit train (PixArt + T5 jointly) -> RUNS/pixart-teacher
 #   tools/builtin-t2i.sh features  RUNS  the teacher's EMA encoder's features of every caption -> RUNS/features
 #   tools/builtin-t2i.sh students  RUNS  lit distill: lit-t2i-scratch, lit-t2i-inherit, lit-t2i-inherit-kd
-#   tools/builtin-t2i.sh eval      RUNS  lit eval-prompts of the teacher and every student -> RUNS/eval-*.json
+#   tools/builtin-t2i.sh eval      RUNS  lit eval-prompts of the teacher (last checkpoint) and every student at the
+#                                        students' common checkpoint step (one step budget) -> RUNS/eval-*.json
+#   tools/builtin-t2i.sh bundle    RUNS DIR  what a device call brings back in few files (at most 8, 16 MiB each):
+#                                        DIR/results.tar.gz (logs, evaluations, tokenizer, the teacher's EMA T5
+#                                        folder) and the fp16 EMA of the teacher and of every student
 # Environment: LIT (default build-cuda/tools/lit), DATA (Fashion-MNIST folder), COUNT (60000), STEPS (20000),
 # BATCH (256), LR (5e-4), CKPT_EVERY (1000), TIME_LIMIT (seconds per training stage, stopped with a checkpoint),
-# DEVICE (cuda), STUDENTS (a subset of the three), PER_PROMPT (4 images per evaluation prompt).
+# DEVICE (cuda), STUDENTS (a subset of the three), PER_PROMPT (4 images per evaluation prompt), CFG (guidance
+# scale of the evaluation, 4.5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-stage=${1:?stage: data, tokenizer, tokens, teacher, features, students or eval}
+stage=${1:?stage: data, tokenizer, tokens, teacher, features, students, eval or bundle}
 runs=${2:?run folder}
 LIT=${LIT:-build-cuda/tools/lit}
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
@@ -34,6 +39,23 @@ train() {  # a training command, stopped with SIGINT (lit saves a checkpoint) af
 }
 resume_flag() { [ -d "$1/checkpoints" ] && echo "--resume $1" || true; }
 last_checkpoint() { ls -d "$runs/$1/checkpoints"/step-* | tail -1; }
+steps_of() { ls "$runs/$1/checkpoints" 2>/dev/null | sed -n 's/^step-0*\([0-9][0-9]*\)$/\1/p' | sort -n; }
+# The last checkpoint step that every student has (their common step budget).
+common_step() {
+  local min=
+  for r in $STUDENTS; do
+    local s
+    s=$(steps_of "$r" | tail -1)
+    [ -n "$s" ] || continue
+    if [ -z "$min" ] || [ "$s" -lt "$min" ]; then min=$s; fi
+  done
+  echo "${min:-0}"
+}
+student_checkpoint() { # the checkpoint at the common step, or the run's last one below it
+  local s
+  s=$(steps_of "$1" | awk -v c="$(common_step)" '$1 <= c' | tail -1)
+  printf '%s/%s/checkpoints/step-%07d' "$runs" "$1" "$s"
+}
 
 case "$stage" in
 data)
@@ -90,13 +112,36 @@ eval)
   n=$(($(wc -l <"$runs/eval-captions.txt") * ${PER_PROMPT:-4}))
   for r in pixart-teacher $STUDENTS; do
     [ -d "$runs/$r/checkpoints" ] || continue
+    c=$t
+    [ $r = pixart-teacher ] || c=$(student_checkpoint "$r")
+    echo "$r: $(basename "$c")"
     rm -rf "$runs/eval-$r"
-    "$LIT" generate -q --model "$(last_checkpoint "$r")/ema.safetensors" --text-encoder "$t/text_encoder_ema" \
-      --null-caption learned --prompts-file "$runs/eval-captions.txt" -n "$n" --batch-size 240 --device "$DEVICE" \
+    "$LIT" generate -q --model "$c/ema.safetensors" --text-encoder "$t/text_encoder_ema" \
+      --null-caption learned --cfg-scale "${CFG:-4.5}" --prompts-file "$runs/eval-captions.txt" -n "$n" --batch-size 240 --device "$DEVICE" \
       -o "$runs/eval-$r"
     "$LIT" eval-prompts -q --prompts "$prompts" --images "$runs/eval-$r" --per-prompt "${PER_PROMPT:-4}" \
       --real "$runs/t10k-canvases" --json "$runs/eval-$r.json" | tee "$runs/eval-$r.txt"
   done
+  ;;
+bundle)
+  out=${3:?bundle folder}
+  mkdir -p "$out"
+  t=$(last_checkpoint pixart-teacher)
+  tmp=$(mktemp -d)
+  cp "$runs"/*.log "$runs"/eval-*.json "$runs"/eval-*.txt "$runs/spiece.model" "$tmp"/ 2>/dev/null || true
+  cp -r "$t/text_encoder_ema" "$tmp/t5"
+  cp "$runs/spiece.model" "$tmp/t5/spiece.model"
+  for r in pixart-teacher $STUDENTS; do
+    [ -d "$runs/$r/checkpoints" ] || continue
+    [ -f "$runs/$r/log.jsonl" ] && cp "$runs/$r/log.jsonl" "$tmp/$r.log.jsonl"
+    c=$t
+    [ $r = pixart-teacher ] || c=$(student_checkpoint "$r")
+    "$LIT" convert "$c/ema.safetensors" "$out/$r.safetensors" --dtype fp16 \
+      --metadata "recipe=tools/builtin-t2i.sh (run $r, $(basename "$c"))" >/dev/null
+  done
+  tar -czf "$out/results.tar.gz" -C "$tmp" .
+  rm -rf "$tmp"
+  ls -l "$out"
   ;;
 *) echo "unknown stage '$stage'" >&2; exit 2 ;;
 esac

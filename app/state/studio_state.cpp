@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "common/format.h"
 #include "kernels/runtime/cuda_support.h"
+#include "model/backbone/builtin_model.h"
 #include "pipeline/parameters.h"
 #include "sampler/sampler.h"
 #include "weights/image_io.h"
@@ -36,10 +37,31 @@ std::string lower(std::string s) {
 // ---------------------------------------------------------------------------------------------------------
 bool Settings::operator==(const Settings& o) const {
   return model_path == o.model_path && vae_path == o.vae_path && text_encoder_path == o.text_encoder_path &&
-         conditioning == o.conditioning && sampler == o.sampler && steps == o.steps && eta == o.eta &&
-         cfg_scale == o.cfg_scale && cfg_all_channels == o.cfg_all_channels && seed == o.seed &&
-         random_seed == o.random_seed && batch_count == o.batch_count && device == o.device && dtype == o.dtype &&
-         clamp_x0 == o.clamp_x0 && execution == o.execution && preview_every == o.preview_every;
+         learned_null_caption == o.learned_null_caption && conditioning == o.conditioning && sampler == o.sampler &&
+         steps == o.steps && eta == o.eta && cfg_scale == o.cfg_scale && cfg_all_channels == o.cfg_all_channels &&
+         seed == o.seed && random_seed == o.random_seed && batch_count == o.batch_count && device == o.device &&
+         dtype == o.dtype && clamp_x0 == o.clamp_x0 && execution == o.execution && preview_every == o.preview_every;
+}
+
+bool use_builtin_text_model(Settings& s) {
+  const std::optional<BuiltinTextModel> builtin = find_builtin_text_model();
+  if (!builtin) return false;
+  s.model_path = builtin->model;
+  s.text_encoder_path = builtin->text_encoder;
+  s.vae_path.clear();
+  s.learned_null_caption = true;  // trained with caption dropout to its y_embedding
+  s.conditioning.kind = Conditioning::Kind::Prompt;
+  if (s.conditioning.prompt.empty()) s.conditioning.prompt = kBuiltinTextExamplePrompt;
+  return true;
+}
+
+bool use_builtin_class_model(Settings& s) {
+  const std::optional<std::string> builtin = find_builtin_model();
+  if (!builtin) return false;
+  s.model_path = *builtin;
+  s.vae_path.clear();
+  if (s.conditioning.kind == Conditioning::Kind::Prompt) s.conditioning.kind = Conditioning::Kind::Class;
+  return true;
 }
 
 uint64_t random_seed() {
@@ -77,6 +99,7 @@ GenerationRequest request_of(const Settings& s, uint64_t run_seed) {
     r.conditioning.kind = lit::Conditioning::Kind::Prompt;
     r.conditioning.prompt = s.conditioning.prompt;
     r.conditioning.negative_prompt = s.conditioning.negative_prompt;
+    r.learned_null_caption = s.learned_null_caption;
   }
   return r;
 }
@@ -126,6 +149,7 @@ RestoredSettings settings_from_params(const GenerationParams& params, const Sett
     s.conditioning.kind = Conditioning::Kind::Prompt;
     s.conditioning.prompt = r.conditioning.prompt;
     s.conditioning.negative_prompt = r.conditioning.negative_prompt;
+    s.learned_null_caption = r.learned_null_caption;
   } else if (r.conditioning.kind == lit::Conditioning::Kind::Unconditional)
     s.conditioning.kind = Conditioning::Kind::Unconditional;
   else if (r.conditioning.kind == lit::Conditioning::Kind::Classes && r.conditioning.classes.size() == 1)

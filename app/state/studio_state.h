@@ -40,9 +40,10 @@ struct Conditioning {
 };
 
 struct Settings {
-  std::string model_path;         // checkpoint; empty: the built-in model
-  std::string vae_path;           // diffusers VAE folder; empty: a pixel-space model
-  std::string text_encoder_path;  // T5 folder, for text-to-image models
+  std::string model_path;             // checkpoint; empty: the built-in model
+  std::string vae_path;               // diffusers VAE folder; empty: a pixel-space model
+  std::string text_encoder_path;      // T5 folder, for text-to-image models
+  bool learned_null_caption = false;  // text-to-image: the model's y_embedding as the null caption (built-in: on)
   Conditioning conditioning;
   std::string sampler = "dpm++2m";  // "ddpm", "ddim", "dpm++2m"
   int64_t steps = 20;
@@ -61,6 +62,12 @@ struct Settings {
   bool operator==(const Settings& o) const;
   bool operator!=(const Settings& o) const { return !(*this == o); }
 };
+
+// The built-in models (model/backbone/builtin_model.h) into the settings; false (settings unchanged) when not
+// installed. The text model: its checkpoint, its T5 folder, its learned null caption, no VAE, a prompt (the
+// example prompt when there is none yet). The class model: its checkpoint, no VAE, a class.
+bool use_builtin_text_model(Settings& settings);
+bool use_builtin_class_model(Settings& settings);
 
 // The choices the panel offers are the pipeline's: sampler_names() (sampler/sampler.h), dtype_names()
 // (common/format.h), kernels::available_devices(), kernels::attention_impl_names().

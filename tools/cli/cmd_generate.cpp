@@ -30,7 +30,8 @@ void add_generate_command(CLI::App& app) {
   GenerationRequest& r = o.request;
   auto* cmd = app.add_subcommand("generate", "Generate images from a DiT, LiT, PixArt-Σ or LiT-T2I checkpoint");
   cmd->add_option("--model", r.model,
-                  "checkpoint (.safetensors, .pt, training checkpoint); default: the built-in model");
+                  "checkpoint (.safetensors, .pt, training checkpoint); default: the built-in model (with --prompt "
+                  "or --prompts-file: the built-in text model, its T5 folder and learned null caption)");
   cmd->add_option("--config", r.config, "model config JSON, for a checkpoint that records none");
   cmd->add_option("--use-weights", r.use_weights, "state dict of a training checkpoint: ema or model")
       ->capture_default_str();
@@ -44,7 +45,8 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--negative-prompt", o.negative_prompt, "text-to-image: what guidance steers away from");
   cmd->add_option("--prompts-file", o.prompts_file,
                   "text-to-image: one prompt per line; image i has prompt i (cycled; -n defaults to the count)");
-  cmd->add_option("--text-encoder", r.text_encoder, "text-to-image: the T5 folder (Hugging Face layout)");
+  cmd->add_option("--text-encoder", r.text_encoder,
+                  "text-to-image: the T5 folder (Hugging Face layout; default for the built-in text model: its own)");
   cmd->add_option("--width", r.width, "text-to-image: image width in pixels (default: the model's)");
   cmd->add_option("--height", r.height, "text-to-image: image height in pixels (default: the model's)");
   cmd->add_option("--max-length", r.max_length,
@@ -56,11 +58,13 @@ void add_generate_command(CLI::App& app) {
          "scripts) or diffusers (with its own mask, diffusers' pipeline)")
       ->check(CLI::IsMember({"official", "diffusers"}))
       ->default_str("official");
-  cmd->add_option_function<std::string>(
-         "--null-caption", [](const std::string& name) { o.request.learned_null_caption = name == "learned"; },
-         "text-to-image null caption: t5 (T5 of the negative prompt) or learned (the model's y_embedding)")
-      ->check(CLI::IsMember({"t5", "learned"}))
-      ->default_str("t5");
+  auto* null_caption =
+      cmd->add_option_function<std::string>(
+             "--null-caption", [](const std::string& name) { o.request.learned_null_caption = name == "learned"; },
+             "text-to-image null caption: t5 (T5 of the negative prompt) or learned (the model's y_embedding; "
+             "the built-in text model's default)")
+          ->check(CLI::IsMember({"t5", "learned"}))
+          ->default_str("t5");
   auto* num_images = cmd->add_option("-n,--num-images", r.num_images, "number of images")->capture_default_str();
   cmd->add_option("--batch-size", o.batch_size, "images per model batch (does not change the images)")
       ->capture_default_str();
@@ -115,6 +119,7 @@ void add_generate_command(CLI::App& app) {
     o.steps_given = steps->count() > 0;
     o.cfg_given = cfg->count() > 0;
     o.num_images_given = num_images->count() > 0;
+    o.null_caption_given = null_caption->count() > 0;
     g_interrupted = false;
     auto previous = std::signal(SIGINT, on_sigint);
     // A malformed --shard, or a shard asked for the whole run's .npz or sheet, is refused before any work.

@@ -33,6 +33,7 @@ namespace {
 
 constexpr const char* kManifestName = "run.json";
 constexpr int64_t kMaxGridImages = 1024;
+constexpr int64_t kPromptCaptionLines = 3;  // a prompt under its image on the sheet: wrapped, at most 3 lines
 
 // ---------------------------------------------------------------------------------------------------------
 // The CLI's own checks (the request's are the pipeline's), all before any model is loaded
@@ -104,17 +105,12 @@ std::vector<std::string> read_prompts_file(const std::string& path) {
 }
 
 // The request with the conditioning of --prompt/--prompts-file, --class, --classes-file, --all-classes or
-// --random-classes; a text-to-image model gets PixArt's sampling defaults for what the user did not choose.
+// --random-classes; a prompt without --model is for the built-in text model; a text-to-image model gets
+// PixArt's sampling defaults for what the user did not choose.
 GenerationRequest request_of(const GenerateOptions& o) {
   GenerationRequest r = o.request;
   Conditioning& c = r.conditioning;
   c = Conditioning{};
-  if (!r.model.empty() && is_pixart_checkpoint(r.model)) {
-    if (!o.sampler_given) r.sampler = kTextSampler;
-    if (!o.steps_given) r.steps = kTextSteps;
-    if (!o.cfg_given) r.cfg_scale = kTextCfgScale;
-    r.cfg_all_channels = true;  // guidance over all channels (DDPM/DDIM; PixArt's DPM-Solver always does)
-  }
   if (o.has_prompt || !o.prompts_file.empty()) {
     c.kind = Conditioning::Kind::Prompt;
     c.prompt = o.prompt;
@@ -132,6 +128,13 @@ GenerationRequest request_of(const GenerateOptions& o) {
     c.kind = Conditioning::Kind::AllClasses;
   } else if (o.random_classes) {
     c.kind = Conditioning::Kind::RandomClasses;
+  }
+  use_builtin_text_model(r, o.null_caption_given);
+  if (!r.model.empty() && is_pixart_checkpoint(r.model)) {
+    if (!o.sampler_given) r.sampler = kTextSampler;
+    if (!o.steps_given) r.steps = kTextSteps;
+    if (!o.cfg_given) r.cfg_scale = kTextCfgScale;
+    r.cfg_all_channels = true;  // guidance over all channels (DDPM/DDIM; PixArt's DPM-Solver always does)
   }
   return r;
 }
@@ -408,13 +411,12 @@ int64_t run_generate(const GenerateOptions& o, const std::atomic<bool>* cancel) 
     SheetOptions sheet;
     sheet.columns = o.grid_columns;
     sheet.scale = o.grid_scale;
+    if (info.text_conditional) sheet.caption_lines = kPromptCaptionLines;  // prompts wrap under their image
     for (int64_t i = 0; i < k; ++i) {
       images.push_back(read_image(paths.image(i)));
       const int64_t label = labels[static_cast<size_t>(i)];
       if (o.grid_labels && info.text_conditional) {
-        std::string prompt = r.conditioning.prompt_of(i);  // the prompt, shortened to fit under a tile
-        if (prompt.size() > 40) prompt = prompt.substr(0, 37) + "...";
-        sheet.captions.push_back(prompt);
+        sheet.captions.push_back(r.conditioning.prompt_of(i));
       } else if (o.grid_labels) {
         sheet.captions.push_back(label == info.num_classes ? "unconditional"
                                                            : info.classes.names[static_cast<size_t>(label)]);

@@ -30,7 +30,8 @@ struct GenerateOptions {
   // Which sampling choices the user made: a text model gets PixArt's defaults (pipeline/request.h) for the
   // others (DPM-Solver++, 20 steps, guidance 4.5 over all channels).
   bool sampler_given = false, steps_given = false, cfg_given = false, num_images_given = false;
-  std::string output;  // folder
+  bool null_caption_given = false;  // else the built-in text model (a prompt without --model) uses its learned one
+  std::string output;               // folder
   int64_t batch_size = 8;
   int64_t size = 0;            // image size in pixels; 0: the model's
   std::string format = "png";  // png, jpg, webp (parameters are embedded in PNGs only)
