@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# call 3: the three LiT-T2I students at one time budget each, then the evaluation of all four, then the bundle
+DEADLINE=${DEADLINE:-570}
+EVAL_SECONDS=${EVAL_SECONDS:-150}
+source .devcalls/common.sh
+cd .devsnap
+export STUDENTS="lit-t2i-inherit-kd lit-t2i-inherit lit-t2i-scratch" CKPT_EVERY=250
+per=$(( ($(left) - EVAL_SECONDS) / 3 ))
+stamp "students, $per s each"
+TIME_LIMIT=$per tools/builtin-t2i.sh students $root/runs/t2i
+for r in $STUDENTS; do rate $root/runs/t2i/$r/log.jsonl; done
+stamp eval
+timeout $(( $(left) - 25 )) tools/builtin-t2i.sh eval $root/runs/t2i; stamp eval rc $?
+tools/builtin-t2i.sh bundle $root/runs/t2i $OUT/t2i
+stamp done

@@ -1,0 +1,19 @@
+# sourced by every call: kit, paths, a deadline (seconds after the call's start)
+set -uo pipefail
+root=$PWD
+t0=$(date +%s)
+source .devkit/setup-kit.sh >/dev/null
+B=$root/build-cuda
+export LIT=$B/tools/lit DATA=$FASHION_MNIST_DIR STEPS=1000000
+left() { echo $(( DEADLINE - ($(date +%s) - t0) )); }
+stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
+rate() {  # rate LOG.JSONL: steps, median step time, steps/s, last loss
+  python3 - "$1" <<'PY'
+import json,sys,statistics
+rows=[json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+rows=[r for r in rows if 'step_s' in r]
+s=[r['step_s'] for r in rows[min(50,len(rows)//2):]] or [float('nan')]
+m=statistics.median(s)
+print(sys.argv[1].split('/')[-2],'steps',rows[-1]['step'],'median step ms %.2f'%(1000*m),'steps/s %.1f'%(1/m),'loss %.4f'%rows[-1]['loss'])
+PY
+}
