@@ -14,6 +14,7 @@
 #include "model/text/t5_init.h"
 #include "model/text/text_encoder.h"
 #include "model/text/tokenizer.h"
+#include "tests/builtin_text_fixture.h"
 #include "tests/t2i/t2i_test_util.h"
 #include "tests/test_util.h"
 #include "tools/train/caption_data.h"
@@ -34,14 +35,8 @@ const char* kCaptions[] = {"a red cube", "a blue ball on a table"};
 
 // A small encoder of the tiny PixArt's caption width (64).
 text::T5Config encoder_config(int64_t d_model = 64) {
-  text::T5Config c;
-  c.vocab_size = 1100;  // the fixture tokenizer's 1000 pieces + 100 sentinels
+  text::T5Config c = test::tiny_builtin_t5_config();  // the fixture tokenizer's vocabulary, 2 gated-gelu layers
   c.d_model = d_model;
-  c.d_kv = 16;
-  c.num_heads = 4;
-  c.d_ff = 128;
-  c.num_layers = 2;
-  c.feed_forward_proj = "gated-gelu";
   return c;
 }
 
