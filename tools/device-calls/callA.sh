@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# call A: build lit; the Fashion-MNIST DiT teacher for TEACHER_SECONDS; the LiT student (inheritance + KD) to the deadline
-DEADLINE=${DEADLINE:-570}
+# call A: build lit; the captioned canvases + tokens on the CPUs beside the Fashion-MNIST DiT teacher (TEACHER_SECONDS);
+# then the LiT student (inheritance + KD) towards STUDENT_STEPS until the deadline
+DEADLINE=${DEADLINE:-560}
 source .devcalls/common.sh
 cmake -S .devsnap -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$LIT_PREFIX_PATH" \
   -DCMAKE_CUDA_ARCHITECTURES=90 -DLIT_CUDA=ON -DLIT_TESTS=OFF -DLIT_BENCH=OFF -DLIT_GUI=OFF >$OUT/cmake.log 2>&1 || { tail -30 $OUT/cmake.log; exit 1; }
 ninja -C $B lit >$OUT/build.log 2>&1 || { grep -m5 -A5 error $OUT/build.log; exit 1; }
 stamp build
-mkdir -p runs
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+mkdir -p runs/t2i
+cp .devcalls/spiece.model runs/t2i/
 cd .devsnap
+(tools/builtin-t2i.sh data $root/runs/t2i && tools/builtin-t2i.sh tokens $root/runs/t2i) >$root/runs/t2i/data.log 2>&1 &
+data=$!
 export CKPT_EVERY=1000
 TIME_LIMIT=${TEACHER_SECONDS:-330} tools/builtin-model.sh teacher $root/runs
 stamp fmnist teacher; rate $root/runs/dit-teacher/log.jsonl
-STUDENTS=lit-inherit-kd TIME_LIMIT=$(( $(left) - 12 )) tools/builtin-model.sh students $root/runs
+wait $data; stamp t2i data rc $?; tail -n 3 $root/runs/t2i/data.log
+STEPS=${STUDENT_STEPS:-6000} STUDENTS=lit-inherit-kd TIME_LIMIT=$(( $(left) - 12 )) tools/builtin-model.sh students $root/runs
 stamp fmnist student; rate $root/runs/lit-inherit-kd/log.jsonl
-tar -czf $OUT/logsA.tar.gz -C $root runs/dit-teacher.log runs/dit-teacher/log.jsonl runs/lit-inherit-kd.log runs/lit-inherit-kd/log.jsonl
+tar -czf $OUT/logsA.tar.gz -C $root runs/dit-teacher.log runs/dit-teacher/log.jsonl runs/lit-inherit-kd.log runs/lit-inherit-kd/log.jsonl runs/t2i/data.log
 stamp done
