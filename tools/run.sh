@@ -9,6 +9,6 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build --parallel "$(nproc)" --target lit
 build/tools/lit --version
 rm -rf out/first-run
-build/tools/lit generate --all-classes -n 20 --sampler dpm++2m --steps 20 --cfg-scale 4 --seed 0 \
+build/tools/lit generate --all-classes -n 20 --sampler dpm++2m --steps 20 --cfg-scale 2 --seed 0 \
   -o out/first-run --grid out/fashion-grid.png --grid-columns 10 --grid-scale 3 --grid-labels
 echo "wrote out/fashion-grid.png"
