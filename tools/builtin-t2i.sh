@@ -7,7 +7,10 @@
 #                                        canvases of the test split (the FD reference and eval-prompts.jsonl)
 #   tools/builtin-t2i.sh tokenizer RUNS  spm_train on the captions -> RUNS/spiece.model (T5 ids: pad 0, eos 1, unk 2)
 #   tools/builtin-t2i.sh tokens    RUNS  lit extract-latents --tokenizer --no-flip -> RUNS/tokens (pixel crops + ids)
-#   tools/builtin-t2i.sh teacher   RUNS  lit train (PixArt + T5 jointly) -> RUNS/pixart-teacher
+#   tools/builtin-t2i.sh teacher   RUNS  lit train (PixArt + T5 jointly) -> RUNS/pixart-teacher; with
+#                                        INIT_TEACHER=DIR (a bundle's pixart-teacher.safetensors and t5/, e.g. an
+#                                        earlier run's), a new run starts from those weights (not from scratch)
+#                                        unless RUNS/pixart-teacher has checkpoints (then it resumes as usual)
 #   tools/builtin-t2i.sh features  RUNS  the teacher's EMA encoder's features of every caption -> RUNS/features
 #   tools/builtin-t2i.sh students  RUNS  lit distill: lit-t2i-scratch, lit-t2i-inherit, lit-t2i-inherit-kd
 #   tools/builtin-t2i.sh eval      RUNS  lit eval-prompts of the teacher (last checkpoint) and every student at the
@@ -75,10 +78,14 @@ tokens)
     --image-size 64 --max-length $MAX_LENGTH --no-flip -o "$runs/tokens"
   ;;
 teacher)
+  # From scratch, or from INIT_TEACHER's weights (no optimizer state: a new run) until the first checkpoint.
+  start=(--config model/builtin/t2i/pixart-canvas.json --text-encoder-config model/builtin/t2i/t5-canvas.json)
+  if [ -n "${INIT_TEACHER:-}" ] && [ ! -d "$runs/pixart-teacher/checkpoints" ]; then
+    start=(--model "$INIT_TEACHER/pixart-teacher.safetensors" --text-encoder-init "$INIT_TEACHER/t5")
+  fi
   # shellcheck disable=SC2046 # --resume RUN or nothing
-  train train --config model/builtin/t2i/pixart-canvas.json --text-encoder-config model/builtin/t2i/t5-canvas.json \
-    --tokenizer "$runs/spiece.model" --data "$runs/tokens" "${common[@]}" -o "$runs/pixart-teacher" \
-    $(resume_flag "$runs/pixart-teacher") >>"$runs/pixart-teacher.log" 2>&1
+  train train "${start[@]}" --tokenizer "$runs/spiece.model" --data "$runs/tokens" "${common[@]}" \
+    -o "$runs/pixart-teacher" $(resume_flag "$runs/pixart-teacher") >>"$runs/pixart-teacher.log" 2>&1
   tail -n 2 "$runs/pixart-teacher.log"
   ;;
 features)

@@ -1,6 +1,7 @@
 // A T5 text encoder trained jointly with a text-to-image model, as a user runs it: `lit extract-latents
 // --tokenizer` on a caption folder, `lit train --text-encoder-config --tokenizer`, resume, `lit generate` from
-// the checkpoint's ema.safetensors and text_encoder_ema/, and every mismatch as one line.
+// the checkpoint's ema.safetensors and text_encoder_ema/, a new run going on from a run's fp16 weights and T5
+// folder (--model, --text-encoder-init), and every mismatch as one line.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -8,8 +9,12 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "model/text/t5_init.h"
+#include "model/text/t5_loader.h"
 #include "model/text/tokenizer.h"
+#include "tests/builtin_text_fixture.h"
 #include "tests/test_util.h"
+#include "tools/cli/train_text.h"
 #include "weights/image_io.h"
 #include "weights/latent_file.h"
 #include "weights/safetensors.h"
@@ -165,7 +170,7 @@ TEST(CliTrainJointText, MismatchesAreOneClearLine) {
        "holds caption token ids (lit extract-latents --tokenizer): train a text encoder "
        "jointly with the model (--text-encoder-config T5CONFIG.json --tokenizer"},
       {run_command(kLit + " train --preset DiT-S/2 --data fashion-mnist --max-steps 1 " + joint),
-       "--text-encoder-config and --tokenizer train a text encoder with a text-to-image model"},
+       "--text-encoder-config, --text-encoder-init and --tokenizer train a text encoder with a text-to-image model"},
       {run_command(extract + root + "/both --tokenizer " + kSpiece + " --text-encoder " +
                    fixture("t2i/t5_tiny/single")),
        "give --text-encoder (cache T5 features) or --tokenizer (cache token ids), not both"},
@@ -204,6 +209,142 @@ TEST(CliTrainJointText, DataOfAnotherTokenizerIsRefused) {
       << r.output;
   EXPECT_NE(r.output.find("extract the captions again with --tokenizer " + kSpiece), std::string::npos) << r.output;
   EXPECT_TRUE(one_line(r.output)) << r.output;
+}
+
+// Every tensor of `source` is in `copy`, as float32 and equal to the source's value in float32.
+void expect_float32_copy(const std::string& copy, const std::string& source) {
+  const SafetensorsFile c = SafetensorsFile::open(copy);
+  for (const auto& [name, tensor] : SafetensorsFile::open(source).tensors()) {
+    ASSERT_TRUE(c.contains(name)) << copy << ": " << name;
+    EXPECT_EQ(c.entry(name).dtype, "F32") << copy << ": " << name;
+    EXPECT_TRUE(at::equal(c.tensor(name), tensor.to(at::kFloat))) << copy << ": " << name;
+  }
+}
+
+// A joint run's weights brought back as the recipe's bundle brings them (its fp16 EMA, its EMA T5 folder, here
+// in fp16 too), without the optimizer state: a new run starts from them exactly and trains both further.
+TEST(CliTrainJointText, GoesOnFromFp16WeightsAndAT5Folder) {
+  const std::string root = test::fresh_temp_dir("joint_init");
+  const std::string caps = caption_folder(root + "/caps"), data = root + "/tokens";
+  const std::string config = write(root + "/pixart.json", kPixArtConfig);
+  const std::string t5 = write(root + "/t5.json", t5_config(64));
+  auto r = run_command(kLit + " extract-latents --tokenizer " + kSpiece + " --data " + caps +
+                       " --image-size 8 --max-length 24 -o " + data);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string args = " --data " + data + " --batch-size 2 --lr 1e-3 --ema-decay 0.9 --log-every 1";
+  r = run_command(kLit + " train --config " + config + " --text-encoder-config " + t5 + " --tokenizer " + kSpiece +
+                  args + " --max-steps 2 -o " + root + "/run1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string first = root + "/run1/checkpoints/step-0000002";
+  const std::string teacher = root + "/pixart-teacher.safetensors", folder = root + "/t5";
+  r = run_command(kLit + " convert " + first + "/ema.safetensors " + teacher + " --dtype fp16");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  text::save_t5_folder(
+      folder, text::load_t5_encoder(text::find_t5_files(first + "/text_encoder_ema"), at::kCPU, at::kHalf), kSpiece);
+  ASSERT_EQ(SafetensorsFile::open(folder + "/model.safetensors").entry("shared.weight").dtype, "F16");
+
+  // No step: the checkpoint holds the starting weights, float32 master weights equal to the fp16 files'.
+  const std::string init = " --model " + teacher + " --text-encoder-init " + folder;
+  r = run_command(kLit + " train" + init + args + " --max-steps 0 -o " + root + "/run0");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("parameters, loaded from " + teacher), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("loaded from " + folder + " (initializer_factor 1), trained jointly; tokenizer " + folder +
+                          "/spiece.model"),
+            std::string::npos)
+      << r.output;
+  const std::string start = root + "/run0/checkpoints/step-0000000";
+  expect_float32_copy(start + "/model.safetensors", teacher);
+  expect_float32_copy(start + "/text_encoder/model.safetensors", folder + "/model.safetensors");
+  expect_float32_copy(start + "/text_encoder_ema/model.safetensors", folder + "/model.safetensors");
+
+  // Two steps, with the data's tokenizer named (another path, the same vocabulary): both train, both are saved.
+  r = run_command(kLit + " train" + init + " --tokenizer " + kSpiece + args + " --max-steps 2 -o " + root + "/run2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("trained jointly; tokenizer " + kSpiece), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("step 2/2  loss "), std::string::npos) << r.output;
+  const std::string last = root + "/run2/checkpoints/step-0000002";
+  for (const char* part : {"text_encoder", "text_encoder_ema"})
+    for (const char* file : {"config.json", "model.safetensors", "spiece.model"})
+      EXPECT_TRUE(fs::exists(last + "/" + part + "/" + file)) << part << "/" << file;
+  const at::Tensor before = SafetensorsFile::open(start + "/text_encoder/model.safetensors").tensor("shared.weight");
+  const at::Tensor after = SafetensorsFile::open(last + "/text_encoder/model.safetensors").tensor("shared.weight");
+  EXPECT_EQ(after.scalar_type(), at::kFloat);
+  EXPECT_FALSE(at::equal(before, after));  // the encoder trained
+}
+
+TEST(CliTrainJointText, TextEncoderInitMismatchesAreOneLine) {
+  const std::string root = test::fresh_temp_dir("joint_init_errors");
+  const std::string caps = caption_folder(root + "/caps"), data = root + "/tokens";
+  ASSERT_EQ(run_command(kLit + " extract-latents --tokenizer " + kSpiece + " --data " + caps +
+                        " --image-size 8 --max-length 24 -o " + data)
+                .exit_code,
+            0);
+  const std::string config = write(root + "/pixart.json", kPixArtConfig);
+  text::T5Config c = test::tiny_builtin_t5_config();  // vocab 1100: the tokenizer's ids
+  text::save_t5_folder(root + "/t5", text::init_t5_encoder(c), kSpiece);
+  c.d_model = 32;
+  text::save_t5_folder(root + "/t5_32", text::init_t5_encoder(c), kSpiece);
+  // A hand-made folder whose config has fewer ids than its tokenizer.
+  fs::copy(root + "/t5", root + "/t5_small");
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(root + "/t5_small/config.json"));
+  j["vocab_size"] = 1000;
+  write(root + "/t5_small/config.json", j.dump());
+
+  auto train = [&](const std::string& extra) {
+    return run_command(kLit + " train --config " + config + " --data " + data + " --batch-size 2 --max-steps 1 " +
+                       extra);
+  };
+  struct Case {
+    test::CommandResult result;
+    std::string expected;
+  };
+  std::vector<Case> cases = {
+      {train("--text-encoder-init " + root + "/t5 --text-encoder-config " + write(root + "/t5.json", t5_config(64))),
+       "--text-encoder-init " + root + "/t5 and --text-encoder-config " + root + "/t5.json: give one"},
+      {train("--text-encoder-init " + root + "/t5_32"),
+       root + "/t5_32: the text encoder is 32 wide (d_model) but the model reads captions 64 wide (caption_channels)"},
+      {train("--text-encoder-init " + root + "/t5_small"),
+       root + "/t5_small/config.json: vocab_size 1000 is less than the 1100 token ids of " + root +
+           "/t5_small/spiece.model"},
+      {train("--text-encoder-init " + root + "/none"), root + "/none: no such folder"},
+      {run_command(kLit + " train --preset DiT-S/2 --data fashion-mnist --max-steps 1 --text-encoder-init " + root +
+                   "/t5"),
+       "--text-encoder-config, --text-encoder-init and --tokenizer train a text encoder with a text-to-image model"},
+  };
+  if (std::system("command -v spm_train > /dev/null 2>&1") == 0) {  // a tokenizer of another vocabulary
+    std::ofstream corpus(root + "/corpus.txt");
+    for (int i = 0; i < 50; ++i) corpus << kCaptions[i % 4] << " number " << i << "\n";
+    corpus.close();
+    ASSERT_EQ(run_command("spm_train --input=" + root + "/corpus.txt --model_prefix=" + root +
+                          "/other --vocab_size=40 --model_type=unigram --pad_id=0 --eos_id=1 --unk_id=2 "
+                          "--bos_id=-1 --hard_vocab_limit=false --num_threads=1")
+                  .exit_code,
+              0);
+    const std::string other = root + "/other.model";
+    cases.push_back({train("--text-encoder-init " + root + "/t5 --tokenizer " + other),
+                     other + ": " + std::to_string(text::T5Tokenizer::load(other).vocab_size()) +
+                         " token ids, but the encoder in " + root + "/t5 was trained with the 1100 of " + root +
+                         "/t5/spiece.model"});
+  }
+  for (const Case& k : cases) {
+    EXPECT_NE(k.result.exit_code, 0) << k.result.output;
+    EXPECT_NE(k.result.output.find(k.expected), std::string::npos) << k.result.output;
+    EXPECT_TRUE(one_line(k.result.output)) << k.result.output;
+  }
+
+  // Not for distill: the command has no such option, and the request says why.
+  const auto r = run_command(kLit + " distill --teacher " + root + "/none.safetensors --data " + data +
+                             " --text-encoder-init " + root + "/t5");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("--text-encoder-init"), std::string::npos) << r.output;
+  cli::TextTrainRequest request;
+  request.distill = true;
+  request.teacher = root + "/none.safetensors";
+  request.text_encoder_init = root + "/t5";
+  const std::string error = test::error_of([&] { cli::run_text_training(request); });
+  EXPECT_EQ(error.rfind("distill: --text-encoder-init " + root + "/t5 trains a text encoder further with a model", 0),
+            0u)
+      << error;
 }
 
 }  // namespace

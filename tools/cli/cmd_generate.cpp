@@ -1,7 +1,5 @@
 // lit generate: images from a DiT or LiT checkpoint through the generation pipeline (pipeline/session.h);
 // tools/cli/generate_job.h for the run folder.
-#include <atomic>
-#include <csignal>
 #include <iostream>
 
 #include "common/error.h"
@@ -11,19 +9,10 @@
 #include "sampler/sampler.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/generate_job.h"
+#include "tools/cli/interrupt.h"
 #include "tools/cli/shards.h"
 
 namespace lit::cli {
-namespace {
-
-std::atomic<bool> g_interrupted{false};
-
-// First Ctrl-C: finish cleanly (the sampler stops within one step, complete images stay). Second: now.
-extern "C" void on_sigint(int) {
-  if (g_interrupted.exchange(true)) std::_Exit(130);
-}
-
-}  // namespace
 
 void add_generate_command(CLI::App& app) {
   static GenerateOptions o;
@@ -120,8 +109,8 @@ void add_generate_command(CLI::App& app) {
     o.cfg_given = cfg->count() > 0;
     o.num_images_given = num_images->count() > 0;
     o.null_caption_given = null_caption->count() > 0;
-    g_interrupted = false;
-    auto previous = std::signal(SIGINT, on_sigint);
+    // Ctrl-C / SIGTERM: the sampler stops within one step, the complete images stay (--resume finishes).
+    const InterruptGuard interrupt;
     // A malformed --shard, or a shard asked for the whole run's .npz or sheet, is refused before any work.
     const Shard shard = resolve_shard(o.shard);
     if (shard.active() && (!o.grid.empty() || !o.npz.empty()))
@@ -130,14 +119,12 @@ void add_generate_command(CLI::App& app) {
                   "(lit merge-npz -o OUT.npz FOLDERS...)");
     try {
       o.request.device = shard_device(o.request.device);  // cuda -> cuda:LOCAL_RANK under torchrun
-      run_generate(o, &g_interrupted);
+      run_generate(o, &InterruptGuard::requested());
     } catch (const Cancelled&) {
-      std::signal(SIGINT, previous);
       std::cerr << "\nlit generate: interrupted; the complete images are in " << o.output
                 << ": run the same command with --resume to finish\n";
-      throw ExitStatus{130};
+      throw ExitStatus{InterruptGuard::exit_status()};
     }
-    std::signal(SIGINT, previous);
   });
 }
 

@@ -12,9 +12,7 @@
 // a c10d process group (NCCL on CUDA, Gloo on the CPU); --batch-size is the global batch.
 //   torchrun --nproc-per-node 2 --no-python lit train ...
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -27,6 +25,7 @@
 #include "model/backbone/model_io.h"
 #include "model/vae/vae.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/interrupt.h"
 #include "tools/cli/train_text.h"
 #include "tools/train/distributed.h"
 #include "tools/train/fashion_mnist.h"
@@ -44,6 +43,7 @@ struct TrainCommandOptions {
   std::string teacher, teacher_preset, student_preset, student_config;  // distill
   std::string init = "inherit";
   std::string text_encoder_config, tokenizer;  // text models: a T5 encoder trained jointly (train only)
+  std::string text_encoder_init;               // ... loaded from this T5 folder rather than new
   int64_t student_heads = 0;
   int64_t image_size = 256;
   int64_t num_classes = 0;  // presets: override the class count (0 = the data's)
@@ -61,12 +61,6 @@ struct TrainCommandOptions {
   int64_t log_every = 10;
   train::TrainOptions train;
 };
-
-std::atomic<bool> stop_requested{false};
-extern "C" void on_interrupt(int) {
-  stop_requested = true;
-  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the program at once
-}
 
 std::shared_ptr<train::TrainingData> open_data(const TrainCommandOptions& opt, const ModelConfig& model,
                                                double* scaling_note) {
@@ -117,10 +111,10 @@ void print_step(const train::StepStats& s, int64_t max_steps, bool distill) {
 // PixArt-Σ / LiT-T2I models train on captions (tools/cli/train_text.h).
 bool run_text_model_training(const TrainCommandOptions& opt) {
   if (!is_text_model_request(opt.distill, opt.model, opt.preset, opt.config, opt.teacher)) {
-    if (!opt.text_encoder_config.empty() || !opt.tokenizer.empty())
+    if (!opt.text_encoder_config.empty() || !opt.tokenizer.empty() || !opt.text_encoder_init.empty())
       throw Error(
-          "--text-encoder-config and --tokenizer train a text encoder with a text-to-image model (--config "
-          "PIXART.json, a PixArt preset or checkpoint), not with a class-conditional DiT/LiT");
+          "--text-encoder-config, --text-encoder-init and --tokenizer train a text encoder with a text-to-image "
+          "model (--config PIXART.json, a PixArt preset or checkpoint), not with a class-conditional DiT/LiT");
     return false;
   }
   if (opt.synthetic || opt.data_limit > 0 || !opt.vae.empty() || !opt.teacher_preset.empty() ||
@@ -139,6 +133,7 @@ bool run_text_model_training(const TrainCommandOptions& opt) {
   r.student_heads = opt.student_heads;
   r.text_encoder_config = opt.text_encoder_config;
   r.tokenizer = opt.tokenizer;
+  r.text_encoder_init = opt.text_encoder_init;
   r.image_size = opt.image_size;
   r.data = opt.data;
   r.run_dir = opt.run_dir;
@@ -267,7 +262,7 @@ void run_training(TrainCommandOptions& opt) {
   if (!opt.resume.empty()) trainer.resume(opt.resume);
 
   std::vector<double> step_seconds;
-  std::signal(SIGINT, on_interrupt);
+  const InterruptGuard interrupt;  // Ctrl-C / SIGTERM: a checkpoint at the next step, then exit
   const auto start = std::chrono::steady_clock::now();
   trainer.run(
       [&](const train::StepStats& s) {
@@ -275,8 +270,7 @@ void run_training(TrainCommandOptions& opt) {
         if (chatty && opt.log_every > 0 && (s.step % opt.log_every == 0 || s.step == opt.train.max_steps))
           print_step(s, opt.train.max_steps, opt.distill);
       },
-      [] { return stop_requested.load(); });
-  std::signal(SIGINT, SIG_DFL);
+      [] { return InterruptGuard::requested().load(); });
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (chatty && !step_seconds.empty()) {
     // Speed without the first steps (allocator and kernel warm-up): the median step time.
@@ -289,7 +283,7 @@ void run_training(TrainCommandOptions& opt) {
                   step_seconds.size(), total, median, 1.0 / median, static_cast<double>(opt.train.batch_size) / median);
     std::cout << line << std::endl;
   }
-  if (stop_requested) throw ExitStatus{130};
+  if (InterruptGuard::requested()) throw ExitStatus{InterruptGuard::exit_status()};
 }
 
 void add_common_options(CLI::App* cmd, TrainCommandOptions& opt) {
@@ -348,8 +342,11 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--text-encoder-config", opt.text_encoder_config,
                   "text models: train a new T5 encoder of this config.json jointly (data from extract-latents "
                   "--tokenizer)");
+  cmd->add_option("--text-encoder-init", opt.text_encoder_init,
+                  "text models: train the T5 encoder of this folder (config.json, weights, spiece.model) further, "
+                  "jointly (e.g. a checkpoint's text_encoder_ema; with --model)");
   cmd->add_option("--tokenizer", opt.tokenizer,
-                  "with --text-encoder-config: the spiece.model the data was tokenized with");
+                  "the spiece.model the data was tokenized with (--text-encoder-init: default the folder's)");
   add_common_options(cmd, opt);
   cmd->callback([] { run_training(opt); });
 }

@@ -1,9 +1,7 @@
 #include "tools/cli/train_text.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -17,18 +15,13 @@
 #include "model/text/t5_init.h"
 #include "model/text/tokenizer.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/interrupt.h"
 #include "tools/train/caption_data.h"
 #include "tools/train/distributed.h"
 #include "tools/train/text_trainer.h"
 
 namespace lit::cli {
 namespace {
-
-std::atomic<bool> stop_requested{false};
-extern "C" void on_text_interrupt(int) {
-  stop_requested = true;
-  std::signal(SIGINT, SIG_DFL);
-}
 
 bool is_pixart_config_file(const std::string& path) {
   return !path.empty() && PixArtConfig::is_pixart_json(read_input_file(path, 1 << 20));
@@ -58,6 +51,14 @@ bool is_text_model_request(bool distill, const std::string& model, const std::st
 }
 
 void run_text_training(TextTrainRequest r) {
+  if (!r.text_encoder_init.empty() && r.distill)
+    throw Error("distill: --text-encoder-init " + r.text_encoder_init +
+                " trains a text encoder further with a model (lit train); a student distils on features extracted "
+                "with it (lit extract-latents --text-encoder " +
+                r.text_encoder_init + ")");
+  if (!r.text_encoder_init.empty() && !r.text_encoder_config.empty())
+    throw Error("--text-encoder-init " + r.text_encoder_init + " and --text-encoder-config " + r.text_encoder_config +
+                ": give one (a loaded encoder's shape is its folder's config.json)");
   const train::DistEnvironment env = train::read_dist_environment();
   std::shared_ptr<train::ProcessGroup> group;
   std::string device_name = r.device;
@@ -78,6 +79,7 @@ void run_text_training(TextTrainRequest r) {
   at::manual_seed(r.train.seed);
   PixArtLoadOptions load;
   load.device = device;
+  load.dtype = at::kFloat;  // float32 master weights whatever the file holds (an fp16 EMA too)
 
   if (r.data.empty())
     throw Error("no training data: pass --data (a folder written by lit extract-latents --text-encoder)");
@@ -120,10 +122,19 @@ void run_text_training(TextTrainRequest r) {
     source = "initialised from scratch";
   }
 
-  // Joint mode: a new T5 encoder, initialised from the run seed (its own generator), trained with the model.
+  // Joint mode: a T5 encoder trained with the model, loaded from a T5 folder (float32 master weights, a new
+  // optimizer) or new, initialised from the run seed (its own generator).
   std::optional<train::JointTextEncoder> joint;
-  std::string text_line;
-  if (!r.text_encoder_config.empty() || !r.tokenizer.empty()) {
+  std::string text_source;
+  if (!r.text_encoder_init.empty()) {
+    joint = train::load_joint_text_encoder(r.text_encoder_init, r.tokenizer, device);
+    const int64_t width = joint->model.config().d_model, caption = student->config().caption_channels;
+    if (width != caption)
+      throw Error(r.text_encoder_init + ": the text encoder is " + std::to_string(width) +
+                  " wide (d_model) but the model reads captions " + std::to_string(caption) +
+                  " wide (caption_channels)");
+    text_source = "loaded from " + r.text_encoder_init;
+  } else if (!r.text_encoder_config.empty() || !r.tokenizer.empty()) {
     if (r.distill)
       throw Error(
           "distill: --text-encoder-config/--tokenizer train a text encoder with a model; a student distils on "
@@ -131,7 +142,7 @@ void run_text_training(TextTrainRequest r) {
     if (r.text_encoder_config.empty() || r.tokenizer.empty())
       throw Error(
           "training a text encoder jointly needs both --text-encoder-config T5CONFIG.json and --tokenizer "
-          "spiece.model");
+          "spiece.model (a new encoder), or --text-encoder-init T5DIR (a trained one)");
     const text::T5Tokenizer tokenizer = text::T5Tokenizer::load(r.tokenizer);
     const text::T5InitConfig tc = text::read_t5_init_config(r.text_encoder_config, tokenizer.vocab_size());
     if (tokenizer.vocab_size() > tc.config.vocab_size)
@@ -143,10 +154,14 @@ void run_text_training(TextTrainRequest r) {
     io.initializer_factor = tc.initializer_factor;
     io.device = device;
     joint = train::JointTextEncoder{text::init_t5_encoder(tc.config, io), r.tokenizer, tc.initializer_factor};
+    text_source = "initialised from scratch";
+  }
+  std::string text_line;
+  if (joint) {
     std::ostringstream line;
-    line << "text    T5 " << tc.config.summary() << ", " << tc.config.parameter_count()
-         << " parameters, initialised from scratch (initializer_factor " << tc.initializer_factor
-         << "), trained jointly; tokenizer " << r.tokenizer;
+    line << "text    T5 " << joint->model.config().summary() << ", " << joint->model.config().parameter_count()
+         << " parameters, " << text_source << " (initializer_factor " << joint->initializer_factor
+         << "), trained jointly; tokenizer " << joint->spiece_model;
     text_line = line.str();
   }
 
@@ -169,7 +184,7 @@ void run_text_training(TextTrainRequest r) {
   if (!r.resume.empty()) trainer.resume(r.resume);
 
   std::vector<double> step_seconds;
-  std::signal(SIGINT, on_text_interrupt);
+  const InterruptGuard interrupt;  // Ctrl-C / SIGTERM: a checkpoint at the next step, then exit
   const auto start = std::chrono::steady_clock::now();
   trainer.run(
       [&](const train::StepStats& s) {
@@ -177,8 +192,7 @@ void run_text_training(TextTrainRequest r) {
         if (chatty && r.log_every > 0 && (s.step % r.log_every == 0 || s.step == r.train.max_steps))
           print_step(s, r.train.max_steps, r.distill);
       },
-      [] { return stop_requested.load(); });
-  std::signal(SIGINT, SIG_DFL);
+      [] { return InterruptGuard::requested().load(); });
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (chatty && !step_seconds.empty()) {
     std::vector<double> steady(step_seconds.begin() + static_cast<long>(std::min<size_t>(3, step_seconds.size() - 1)),
@@ -190,7 +204,7 @@ void run_text_training(TextTrainRequest r) {
                   step_seconds.size(), total, median, 1.0 / median, static_cast<double>(r.train.batch_size) / median);
     std::cout << line << std::endl;
   }
-  if (stop_requested) throw ExitStatus{130};
+  if (InterruptGuard::requested()) throw ExitStatus{InterruptGuard::exit_status()};
 }
 
 }  // namespace lit::cli

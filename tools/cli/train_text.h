@@ -8,6 +8,8 @@
 // With a text encoder trained jointly (text_trainer.h's joint mode):
 //   lit extract-latents --tokenizer spiece.model --max-length L --data CAPTIONS -o TOKENS
 //   lit train --config pixart.json --text-encoder-config t5.json --tokenizer spiece.model --data TOKENS -o RUN
+// or going on from the weights of such a run (without its optimizer state: a new run), e.g. its fp16 EMA:
+//   lit train --model pixart.safetensors --text-encoder-init T5DIR [--tokenizer spiece.model] --data TOKENS -o RUN
 #pragma once
 
 #include <cstdint>
@@ -23,6 +25,7 @@ struct TextTrainRequest {
   std::string teacher, student_config, init;  // distill
   int64_t student_heads = 0, image_size = 256;
   std::string text_encoder_config, tokenizer;  // train: a new T5 encoder trained jointly
+  std::string text_encoder_init;               // train: ... or this T5 folder's encoder, trained further
   std::string data, run_dir, resume, device = "cpu";
   std::string dist_backend = "auto";
   double dist_timeout = 600;

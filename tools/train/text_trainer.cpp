@@ -16,6 +16,7 @@
 #include "model/t2i/pixart_io.h"
 #include "model/text/t5_init.h"
 #include "model/text/t5_loader.h"
+#include "model/text/tokenizer.h"
 #include "sampler/distillation.h"
 #include "tools/train/optimizer_step.h"
 #include "tools/train/train_checkpoint.h"
@@ -63,6 +64,31 @@ void load_encoder_into(const std::string& folder, const text::T5EncoderModel& ta
 }
 
 }  // namespace
+
+JointTextEncoder load_joint_text_encoder(const std::string& folder, const std::string& tokenizer,
+                                         const at::Device& device) {
+  const text::T5Files files = text::find_t5_files(folder);
+  const std::string spiece = tokenizer.empty() ? files.spiece_model : tokenizer;
+  const text::T5Tokenizer tok = text::T5Tokenizer::load(spiece);
+  if (!tokenizer.empty()) {  // the embedding rows belong to the folder's tokenizer's ids
+    const text::T5Tokenizer own = text::T5Tokenizer::load(files.spiece_model);
+    if (own.vocab_size() != tok.vocab_size())
+      throw Error(tokenizer + ": " + std::to_string(tok.vocab_size()) + " token ids, but the encoder in " + folder +
+                  " was trained with the " + std::to_string(own.vocab_size()) + " of " + files.spiece_model);
+    for (int64_t id = 0; id < tok.vocab_size(); ++id)
+      if (own.id_to_piece(id) != tok.id_to_piece(id))
+        throw Error(tokenizer + ": token id " + std::to_string(id) + " is '" + tok.id_to_piece(id) + "' but '" +
+                    own.id_to_piece(id) + "' in " + files.spiece_model + ", the tokenizer the encoder in " + folder +
+                    " was trained with");
+  }
+  const text::T5InitConfig tc = text::read_t5_init_config(files.config, tok.vocab_size());
+  if (tok.vocab_size() > tc.config.vocab_size)
+    throw Error(files.config + ": vocab_size " + std::to_string(tc.config.vocab_size) + " is less than the " +
+                std::to_string(tok.vocab_size()) + " token ids of " + spiece);
+  // In float32 whatever the files hold, and cloned: on the CPU a float32 file's tensors are its mapped memory.
+  const text::T5EncoderModel loaded = text::load_t5_encoder(files, device, at::kFloat);
+  return {text::clone_t5_encoder(loaded), spiece, tc.initializer_factor};
+}
 
 void check_text_teacher_student(const PixArtConfig& t, const PixArtConfig& s) {
   auto differ = [&](const char* what, double a, double b) {
@@ -497,7 +523,7 @@ void TextTrainer::resume(const std::string& path) {
   if (has_text && !text_)
     throw Error(dir +
                 ": the run trained a text encoder jointly (text_encoder/): resume it with "
-                "--text-encoder-config and --tokenizer as it started");
+                "--text-encoder-config and --tokenizer, or --text-encoder-init, as it started");
   if (!has_text && text_)
     throw Error(dir + ": no text_encoder/ in the checkpoint: the run did not train a text encoder jointly");
   for (const char* name : {"model", "ema"}) {

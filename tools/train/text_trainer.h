@@ -58,6 +58,14 @@ struct JointTextEncoder {
   double initializer_factor = 1.0;
 };
 
+// A T5 folder (config.json, weights in float32, float16 or bfloat16, spiece.model: e.g. a checkpoint's
+// text_encoder_ema/) as the encoder that goes on training jointly: float32 master weights of its own on `device`
+// (never the file's memory), its config's initializer_factor, and `tokenizer` ("": the folder's spiece.model) as
+// the tokenizer. Throws lit::Error naming the file: a tokenizer with more ids than the encoder's vocab_size, a
+// given tokenizer whose vocabulary is not the folder's, or what load_t5_encoder refuses.
+JointTextEncoder load_joint_text_encoder(const std::string& folder, const std::string& tokenizer,
+                                         const at::Device& device);
+
 // Throws lit::Error unless the student has the teacher's shape apart from its self-attention.
 void check_text_teacher_student(const PixArtConfig& teacher, const PixArtConfig& student);
 
