@@ -26,6 +26,7 @@
 #include "model/vae/vae.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/interrupt.h"
+#include "tools/cli/step_profiler.h"
 #include "tools/cli/train_text.h"
 #include "tools/train/distributed.h"
 #include "tools/train/fashion_mnist.h"
@@ -59,6 +60,7 @@ struct TrainCommandOptions {
   double dist_timeout = 600;          // seconds
   bool bf16 = false;
   int64_t log_every = 10;
+  ProfileOptions profile;
   train::TrainOptions train;
 };
 
@@ -143,6 +145,7 @@ bool run_text_model_training(const TrainCommandOptions& opt) {
   r.dist_timeout = opt.dist_timeout;
   r.bf16 = opt.bf16;
   r.log_every = opt.log_every;
+  r.profile = opt.profile;
   r.train = opt.train;
   run_text_training(r);
   return true;
@@ -263,14 +266,18 @@ void run_training(TrainCommandOptions& opt) {
 
   std::vector<double> step_seconds;
   const InterruptGuard interrupt;  // Ctrl-C / SIGTERM: a checkpoint at the next step, then exit
+  StepProfiler profiler(chatty ? opt.profile : ProfileOptions{}, device);  // rank 0 only
   const auto start = std::chrono::steady_clock::now();
   trainer.run(
       [&](const train::StepStats& s) {
         step_seconds.push_back(s.step_seconds);
+        if (profiler.after_step(static_cast<int64_t>(step_seconds.size())) && chatty)
+          out << profiler.written_line() << std::endl;
         if (chatty && opt.log_every > 0 && (s.step % opt.log_every == 0 || s.step == opt.train.max_steps))
           print_step(s, opt.train.max_steps, opt.distill);
       },
       [] { return InterruptGuard::requested().load(); });
+  if (profiler.finish() && chatty) out << profiler.written_line() << std::endl;
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (chatty && !step_seconds.empty()) {
     // Speed without the first steps (allocator and kernel warm-up): the median step time.
@@ -329,6 +336,11 @@ void add_common_options(CLI::App* cmd, TrainCommandOptions& opt) {
   cmd->add_option("--sample-guidance", t.grid.guidance, "guidance scale of the sample grids")->capture_default_str();
   cmd->add_option("--vae", opt.vae, "VAE to decode the sample grids of a latent model");
   cmd->add_option("--log-every", opt.log_every, "steps between console lines")->capture_default_str();
+  cmd->add_option("--profile", opt.profile.path,
+                  "write a Chrome trace of --profile-steps steps (CPU operators; CUDA kernels on a GPU) to FILE");
+  cmd->add_option("--profile-wait", opt.profile.wait, "steps before the profiled ones (warm-up)")
+      ->capture_default_str();
+  cmd->add_option("--profile-steps", opt.profile.steps, "steps the profile records")->capture_default_str();
 }
 
 }  // namespace

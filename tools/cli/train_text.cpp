@@ -16,6 +16,7 @@
 #include "model/text/tokenizer.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/interrupt.h"
+#include "tools/cli/step_profiler.h"
 #include "tools/train/caption_data.h"
 #include "tools/train/distributed.h"
 #include "tools/train/text_trainer.h"
@@ -185,14 +186,18 @@ void run_text_training(TextTrainRequest r) {
 
   std::vector<double> step_seconds;
   const InterruptGuard interrupt;  // Ctrl-C / SIGTERM: a checkpoint at the next step, then exit
+  StepProfiler profiler(chatty ? r.profile : ProfileOptions{}, device);  // rank 0 only
   const auto start = std::chrono::steady_clock::now();
   trainer.run(
       [&](const train::StepStats& s) {
         step_seconds.push_back(s.step_seconds);
+        if (profiler.after_step(static_cast<int64_t>(step_seconds.size())) && chatty)
+          out << profiler.written_line() << std::endl;
         if (chatty && r.log_every > 0 && (s.step % r.log_every == 0 || s.step == r.train.max_steps))
           print_step(s, r.train.max_steps, r.distill);
       },
       [] { return InterruptGuard::requested().load(); });
+  if (profiler.finish() && chatty) out << profiler.written_line() << std::endl;
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (chatty && !step_seconds.empty()) {
     std::vector<double> steady(step_seconds.begin() + static_cast<long>(std::min<size_t>(3, step_seconds.size() - 1)),

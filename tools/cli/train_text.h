@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <string>
 
+#include "tools/cli/step_profiler.h"
 #include "tools/train/trainer.h"
 
 namespace lit::cli {
@@ -31,6 +32,7 @@ struct TextTrainRequest {
   double dist_timeout = 600;
   bool bf16 = false;
   int64_t log_every = 10;
+  ProfileOptions profile;
   train::TrainOptions train;
 };
 
