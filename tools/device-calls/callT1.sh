@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# call T1 (issue 19, after 2026-12-03 third session): build lit; the canvases + tokens on the CPUs; a profile
+# of 5 training steps of the text teacher and of the class DiT (why 81 ms against 32 ms a step: tables in
+# $OUT/trace-*.txt, traces gzipped); then the text teacher goes on from the weights that came back
+# (.devcalls/init: its fp16 EMA + fp16 T5 folder, 18 MB; INIT_TEACHER) to the deadline.
+DEADLINE=${DEADLINE:-560}
+source .devcalls/common.sh
+cmake -S .devsnap -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$LIT_PREFIX_PATH" \
+  -DCMAKE_CUDA_ARCHITECTURES=90 -DLIT_CUDA=ON -DLIT_TESTS=OFF -DLIT_BENCH=OFF -DLIT_GUI=OFF >$root/cmake.log 2>&1 || { tail -30 $root/cmake.log; exit 1; }
+ninja -C $B lit >$root/build.log 2>&1 || { grep -m5 -A5 error $root/build.log; exit 1; }
+stamp build
+mkdir -p runs/t2i
+cp .devcalls/spiece.model runs/t2i/
+cd .devsnap
+(tools/builtin-t2i.sh data $root/runs/t2i && tools/builtin-t2i.sh tokens $root/runs/t2i) >$root/runs/t2i/data.log 2>&1
+stamp t2i data rc $?
+profile() {  # profile NAME lit-train-arguments...: 5 steps after 20, bf16, batch 256
+  local name=$1
+  shift
+  $LIT train "$@" --device cuda --bf16 --batch-size 256 --max-steps 30 --log-every 10 \
+    --profile $root/runs/$name.json --profile-wait 20 --profile-steps 5 >$OUT/profile-$name.log 2>&1
+  stamp profile $name rc $?
+  python3 tools/trace_summary.py $root/runs/$name.json --top 30 >$OUT/trace-$name.txt 2>&1
+  head -4 $OUT/trace-$name.txt
+  gzip -c $root/runs/$name.json >$OUT/$name.json.gz
+}
+profile t2i-teacher --model $root/.devcalls/init/pixart-teacher.safetensors --text-encoder-init $root/.devcalls/init/t5 \
+  --tokenizer $root/runs/t2i/spiece.model --data $root/runs/t2i/tokens
+profile dit-fmnist --config model/builtin/dit-fmnist.json --data fashion-mnist:$DATA
+INIT_TEACHER=$root/.devcalls/init CKPT_EVERY=1000 TIME_LIMIT=$(( $(left) - 15 )) tools/builtin-t2i.sh teacher $root/runs/t2i
+stamp t2i teacher; rate $root/runs/t2i/pixart-teacher/log.jsonl
+stamp done
