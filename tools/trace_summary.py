@@ -26,6 +26,15 @@ def union_length(intervals):
     return total
 
 
+def totals(events):
+    """(name, count, total duration) of events grouped by name, longest total first."""
+    by = collections.defaultdict(lambda: [0, 0.0])
+    for e in events:
+        by[e["name"]][0] += 1
+        by[e["name"]][1] += e["dur"]
+    return sorted(((name, n, t) for name, (n, t) in by.items()), key=lambda row: -row[2])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("trace")
@@ -48,21 +57,13 @@ def main():
         busy = union_length([(e["ts"], e["ts"] + e["dur"]) for e in gpu])
         print(f"gpu     busy {busy / 1000:.2f} ms = {100 * busy / wall:.1f} % of the window; "
               f"{sum(1 for e in gpu if e.get('cat') == 'kernel')} kernels")
-        by = collections.defaultdict(lambda: [0, 0.0])
-        for e in gpu:
-            by[e["name"]][0] += 1
-            by[e["name"]][1] += e["dur"]
         print(f"\n{'GPU time ms':>11} {'%':>5} {'count':>6}  kernel / copy")
-        for name, (n, t) in sorted(by.items(), key=lambda kv: -kv[1][1])[: a.top]:
+        for name, n, t in totals(gpu)[: a.top]:
             print(f"{t / 1000:11.3f} {100 * t / busy:5.1f} {n:6d}  {name[:110]}")
     cpu = [e for e in timed if e.get("cat") == "cpu_op"]
     if cpu:
-        by = collections.defaultdict(lambda: [0, 0.0])
-        for e in cpu:
-            by[e["name"]][0] += 1
-            by[e["name"]][1] += e["dur"]
         print(f"\n{'CPU time ms':>11} {'count':>6}  operator ({len(cpu)} calls in all)")
-        for name, (n, t) in sorted(by.items(), key=lambda kv: -kv[1][1])[: a.top]:
+        for name, n, t in totals(cpu)[: a.top]:
             print(f"{t / 1000:11.3f} {n:6d}  {name[:110]}")
 
 

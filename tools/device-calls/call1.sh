@@ -2,10 +2,7 @@
 # call 1: build lit; the t2i data (CPU) beside the Fashion-MNIST DiT teacher; then the t2i teacher to the deadline
 DEADLINE=${DEADLINE:-570}
 source .devcalls/common.sh
-cmake -S .devsnap -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$LIT_PREFIX_PATH" \
-  -DCMAKE_CUDA_ARCHITECTURES=90 -DLIT_CUDA=ON -DLIT_TESTS=OFF -DLIT_BENCH=OFF -DLIT_GUI=OFF >$OUT/cmake.log 2>&1 || { tail -30 $OUT/cmake.log; exit 1; }
-ninja -C $B lit >$OUT/build.log 2>&1 || { grep -m5 -A5 error $OUT/build.log; exit 1; }
-stamp build
+build_lit || exit 1
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 mkdir -p runs/t2i
 cp .devcalls/spiece.model runs/t2i/

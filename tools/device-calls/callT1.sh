@@ -5,10 +5,7 @@
 # (.devcalls/init: its fp16 EMA + fp16 T5 folder, 18 MB; INIT_TEACHER) to the deadline.
 DEADLINE=${DEADLINE:-560}
 source .devcalls/common.sh
-cmake -S .devsnap -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$LIT_PREFIX_PATH" \
-  -DCMAKE_CUDA_ARCHITECTURES=90 -DLIT_CUDA=ON -DLIT_TESTS=OFF -DLIT_BENCH=OFF -DLIT_GUI=OFF >$root/cmake.log 2>&1 || { tail -30 $root/cmake.log; exit 1; }
-ninja -C $B lit >$root/build.log 2>&1 || { grep -m5 -A5 error $root/build.log; exit 1; }
-stamp build
+build_lit || exit 1
 mkdir -p runs/t2i
 cp .devcalls/spiece.model runs/t2i/
 cd .devsnap

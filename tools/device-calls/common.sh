@@ -17,3 +17,10 @@ m=statistics.median(s)
 print(sys.argv[1].split('/')[-2],'steps',rows[-1]['step'],'median step ms %.2f'%(1000*m),'steps/s %.1f'%(1/m),'loss %.4f'%rows[-1]['loss'])
 PY
 }
+build_lit() {  # lit from the snapshot in .devsnap/ into $B (CUDA, no tests, benchmarks or GUI); logs in $root
+  cmake -S .devsnap -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$LIT_PREFIX_PATH" \
+    -DCMAKE_CUDA_ARCHITECTURES=90 -DLIT_CUDA=ON -DLIT_TESTS=OFF -DLIT_BENCH=OFF -DLIT_GUI=OFF >$root/cmake.log 2>&1 ||
+    { tail -30 $root/cmake.log; return 1; }
+  ninja -C $B lit >$root/build.log 2>&1 || { grep -m5 -A5 error $root/build.log; return 1; }
+  stamp build
+}
