@@ -25,8 +25,7 @@
 #include "model/backbone/model_io.h"
 #include "model/vae/vae.h"
 #include "tools/cli/commands.h"
-#include "tools/cli/interrupt.h"
-#include "tools/cli/step_profiler.h"
+#include "tools/cli/train_console.h"
 #include "tools/cli/train_text.h"
 #include "tools/train/distributed.h"
 #include "tools/train/fashion_mnist.h"
@@ -96,18 +95,6 @@ ModelConfig with_classes(ModelConfig c, const TrainCommandOptions& opt, int64_t 
 
 ModelConfig preset_or_file(const std::string& preset, const std::string& file, const TrainCommandOptions& opt) {
   return preset.empty() ? ModelConfig::from_json_file(file) : ModelConfig::preset(preset, opt.image_size);
-}
-
-void print_step(const train::StepStats& s, int64_t max_steps, bool distill) {
-  char line[320];
-  int n = std::snprintf(line, sizeof line, "step %lld/%lld  loss %.4f (mse %.4f vb %.4f",
-                        static_cast<long long>(s.step), static_cast<long long>(max_steps), s.total, s.mse, s.vb);
-  if (distill) n += std::snprintf(line + n, sizeof line - n, " kd_eps %.4f kd_var %.4f", s.kd_eps, s.kd_var);
-  n += std::snprintf(line + n, sizeof line - n, ")  grad %.3f  lr %.2e  %.2f steps/s  %.1f img/s", s.grad_norm, s.lr,
-                     1.0 / std::max(s.step_seconds, 1e-9), s.images_per_second);
-  if (s.gpu_memory_bytes > 0)
-    std::snprintf(line + n, sizeof line - n, "  mem %.2f GiB", static_cast<double>(s.gpu_memory_bytes) / (1 << 30));
-  std::cout << line << std::endl;
 }
 
 // PixArt-Σ / LiT-T2I models train on captions (tools/cli/train_text.h).
@@ -264,33 +251,15 @@ void run_training(TrainCommandOptions& opt) {
         << " s)\n";
   if (!opt.resume.empty()) trainer.resume(opt.resume);
 
-  std::vector<double> step_seconds;
-  const InterruptGuard interrupt;  // Ctrl-C / SIGTERM: a checkpoint at the next step, then exit
-  StepProfiler profiler(chatty ? opt.profile : ProfileOptions{}, device);  // rank 0 only
-  const auto start = std::chrono::steady_clock::now();
-  trainer.run(
-      [&](const train::StepStats& s) {
-        step_seconds.push_back(s.step_seconds);
-        if (profiler.after_step(static_cast<int64_t>(step_seconds.size())) && chatty)
-          out << profiler.written_line() << std::endl;
-        if (chatty && opt.log_every > 0 && (s.step % opt.log_every == 0 || s.step == opt.train.max_steps))
-          print_step(s, opt.train.max_steps, opt.distill);
-      },
-      [] { return InterruptGuard::requested().load(); });
-  if (profiler.finish() && chatty) out << profiler.written_line() << std::endl;
-  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (chatty && !step_seconds.empty()) {
-    // Speed without the first steps (allocator and kernel warm-up): the median step time.
-    std::vector<double> steady(step_seconds.begin() + static_cast<long>(std::min<size_t>(3, step_seconds.size() - 1)),
-                               step_seconds.end());
-    std::sort(steady.begin(), steady.end());
-    const double median = steady[steady.size() / 2];
-    char line[256];
-    std::snprintf(line, sizeof line, "done: %zu steps in %.1f s; median step %.4f s = %.3f steps/s, %.1f images/s",
-                  step_seconds.size(), total, median, 1.0 / median, static_cast<double>(opt.train.batch_size) / median);
-    std::cout << line << std::endl;
-  }
-  if (InterruptGuard::requested()) throw ExitStatus{InterruptGuard::exit_status()};
+  TrainConsoleOptions console;
+  console.chatty = chatty;
+  console.log_every = opt.log_every;
+  console.max_steps = opt.train.max_steps;
+  console.batch_size = opt.train.batch_size;
+  console.distill = opt.distill;
+  console.profile = opt.profile;
+  run_with_console([&](const auto& on_step, const auto& should_stop) { trainer.run(on_step, should_stop); }, console,
+                   device, out);
 }
 
 void add_common_options(CLI::App* cmd, TrainCommandOptions& opt) {

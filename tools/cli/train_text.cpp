@@ -15,8 +15,7 @@
 #include "model/text/t5_init.h"
 #include "model/text/tokenizer.h"
 #include "tools/cli/commands.h"
-#include "tools/cli/interrupt.h"
-#include "tools/cli/step_profiler.h"
+#include "tools/cli/train_console.h"
 #include "tools/train/caption_data.h"
 #include "tools/train/distributed.h"
 #include "tools/train/text_trainer.h"
@@ -26,16 +25,6 @@ namespace {
 
 bool is_pixart_config_file(const std::string& path) {
   return !path.empty() && PixArtConfig::is_pixart_json(read_input_file(path, 1 << 20));
-}
-
-void print_step(const train::StepStats& s, int64_t max_steps, bool distill) {
-  char line[320];
-  int n = std::snprintf(line, sizeof line, "step %lld/%lld  loss %.4f (mse %.4f vb %.4f",
-                        static_cast<long long>(s.step), static_cast<long long>(max_steps), s.total, s.mse, s.vb);
-  if (distill) n += std::snprintf(line + n, sizeof line - n, " kd_eps %.3g kd_var %.3g", s.kd_eps, s.kd_var);
-  std::snprintf(line + n, sizeof line - n, ")  grad %.3f  lr %.2e  %.2f steps/s  %.1f img/s", s.grad_norm, s.lr,
-                1.0 / std::max(s.step_seconds, 1e-9), s.images_per_second);
-  std::cout << line << std::endl;
 }
 
 }  // namespace
@@ -184,32 +173,15 @@ void run_text_training(TextTrainRequest r) {
         << r.train.batch_size / group->world_size() << " images per rank and step)\n";
   if (!r.resume.empty()) trainer.resume(r.resume);
 
-  std::vector<double> step_seconds;
-  const InterruptGuard interrupt;  // Ctrl-C / SIGTERM: a checkpoint at the next step, then exit
-  StepProfiler profiler(chatty ? r.profile : ProfileOptions{}, device);  // rank 0 only
-  const auto start = std::chrono::steady_clock::now();
-  trainer.run(
-      [&](const train::StepStats& s) {
-        step_seconds.push_back(s.step_seconds);
-        if (profiler.after_step(static_cast<int64_t>(step_seconds.size())) && chatty)
-          out << profiler.written_line() << std::endl;
-        if (chatty && r.log_every > 0 && (s.step % r.log_every == 0 || s.step == r.train.max_steps))
-          print_step(s, r.train.max_steps, r.distill);
-      },
-      [] { return InterruptGuard::requested().load(); });
-  if (profiler.finish() && chatty) out << profiler.written_line() << std::endl;
-  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (chatty && !step_seconds.empty()) {
-    std::vector<double> steady(step_seconds.begin() + static_cast<long>(std::min<size_t>(3, step_seconds.size() - 1)),
-                               step_seconds.end());
-    std::sort(steady.begin(), steady.end());
-    const double median = steady[steady.size() / 2];
-    char line[256];
-    std::snprintf(line, sizeof line, "done: %zu steps in %.1f s; median step %.4f s = %.3f steps/s, %.1f images/s",
-                  step_seconds.size(), total, median, 1.0 / median, static_cast<double>(r.train.batch_size) / median);
-    std::cout << line << std::endl;
-  }
-  if (InterruptGuard::requested()) throw ExitStatus{InterruptGuard::exit_status()};
+  TrainConsoleOptions console;
+  console.chatty = chatty;
+  console.log_every = r.log_every;
+  console.max_steps = r.train.max_steps;
+  console.batch_size = r.train.batch_size;
+  console.distill = r.distill;
+  console.profile = r.profile;
+  run_with_console([&](const auto& on_step, const auto& should_stop) { trainer.run(on_step, should_stop); }, console,
+                   device, out);
 }
 
 }  // namespace lit::cli
