@@ -251,15 +251,8 @@ void run_training(TrainCommandOptions& opt) {
         << " s)\n";
   if (!opt.resume.empty()) trainer.resume(opt.resume);
 
-  TrainConsoleOptions console;
-  console.chatty = chatty;
-  console.log_every = opt.log_every;
-  console.max_steps = opt.train.max_steps;
-  console.batch_size = opt.train.batch_size;
-  console.distill = opt.distill;
-  console.profile = opt.profile;
-  run_with_console([&](const auto& on_step, const auto& should_stop) { trainer.run(on_step, should_stop); }, console,
-                   device, out);
+  run_with_console([&](const auto& on_step, const auto& should_stop) { trainer.run(on_step, should_stop); },
+                   console_options(opt, chatty), device, out);
 }
 
 void add_common_options(CLI::App* cmd, TrainCommandOptions& opt) {

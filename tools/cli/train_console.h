@@ -22,6 +22,20 @@ struct TrainConsoleOptions {
   ProfileOptions profile;
 };
 
+// The options of a command's request (TrainCommandOptions, TextTrainRequest: log_every, train.max_steps,
+// train.batch_size, distill, profile).
+template <class Request>
+TrainConsoleOptions console_options(const Request& r, bool chatty) {
+  TrainConsoleOptions o;
+  o.chatty = chatty;
+  o.log_every = r.log_every;
+  o.max_steps = r.train.max_steps;
+  o.batch_size = r.train.batch_size;
+  o.distill = r.distill;
+  o.profile = r.profile;
+  return o;
+}
+
 // One step's line: "step 20/30  loss 0.5941 (mse 0.4308 vb 0.0080 kd_eps 0.3106 kd_var 0.0000)  grad ...".
 std::string step_line(const train::StepStats& s, int64_t max_steps, bool distill);
 

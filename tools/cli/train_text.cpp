@@ -173,15 +173,8 @@ void run_text_training(TextTrainRequest r) {
         << r.train.batch_size / group->world_size() << " images per rank and step)\n";
   if (!r.resume.empty()) trainer.resume(r.resume);
 
-  TrainConsoleOptions console;
-  console.chatty = chatty;
-  console.log_every = r.log_every;
-  console.max_steps = r.train.max_steps;
-  console.batch_size = r.train.batch_size;
-  console.distill = r.distill;
-  console.profile = r.profile;
-  run_with_console([&](const auto& on_step, const auto& should_stop) { trainer.run(on_step, should_stop); }, console,
-                   device, out);
+  run_with_console([&](const auto& on_step, const auto& should_stop) { trainer.run(on_step, should_stop); },
+                   console_options(r, chatty), device, out);
 }
 
 }  // namespace lit::cli
