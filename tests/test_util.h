@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 
@@ -50,6 +51,14 @@ inline std::string fresh_temp_dir(const std::string& name) {
   const std::string dir = temp_path(name);
   std::filesystem::remove_all(dir);
   return dir;
+}
+
+// The non-empty lines of a text file (0 when it cannot be read).
+inline size_t line_count(const std::string& path) {
+  std::ifstream in(path);
+  size_t n = 0;
+  for (std::string l; std::getline(in, l);) n += l.empty() ? 0 : 1;
+  return n;
 }
 
 struct CommandResult {

@@ -13,19 +13,13 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::fixture;
+using test::line_count;
 using test::run_command;
 
 const std::string kLit = LIT_CLI_PATH;
 
 bool have_fashion_mnist() {
   return fs::exists(train::default_fashion_mnist_dir() + "/train-images-idx3-ubyte.gz");
-}
-
-size_t line_count(const std::string& path) {
-  std::ifstream in(path);
-  size_t n = 0;
-  for (std::string l; std::getline(in, l);) n += l.empty() ? 0 : 1;
-  return n;
 }
 
 void expect_one_line_error(const test::CommandResult& r, const std::string& says) {

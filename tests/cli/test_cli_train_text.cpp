@@ -16,16 +16,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::fixture;
+using test::line_count;
 using test::run_command;
 
 const std::string kLit = LIT_CLI_PATH;
-
-size_t line_count(const std::string& path) {
-  std::ifstream in(path);
-  size_t n = 0;
-  for (std::string l; std::getline(in, l);) n += l.empty() ? 0 : 1;
-  return n;
-}
 
 // Four 10x12 PNGs with captions; "a red cube" is prompt 1 of the T5 fixture.
 std::string caption_folder(const std::string& dir) {
