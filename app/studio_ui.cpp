@@ -448,21 +448,21 @@ void StudioUI::draw_model_panel() {
   if (ImGui::Button("Browse##t5")) browser_.open(FileBrowser::Purpose::TextEncoder, settings_.text_encoder_path);
   if (ImGui::Button("Load")) start_load();
   ImGui::SameLine();
-  if (ImGui::Button("Built-in text")) {
-    if (use_builtin_text_model(settings_))
-      start_load();
-    else
-      set_status("the built-in text model is not installed", true);
-  }
-  if (ImGui::IsItemHovered()) ImGui::SetTooltip("the built-in LiT-T2I: garments on a black canvas, from a prompt");
+  // One click to a built-in model: `use` points the settings at its files (false: not installed).
+  auto builtin_button = [this](const char* label, bool (*use)(Settings&), const char* name, const char* tooltip) {
+    if (ImGui::Button(label)) {
+      if (use(settings_))
+        start_load();
+      else
+        set_status(std::string("the built-in ") + name + " model is not installed", true);
+    }
+    if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", tooltip);
+  };
+  builtin_button("Built-in text", use_builtin_text_model, "text",
+                 "the built-in LiT-T2I: garments on a black canvas, from a prompt");
   ImGui::SameLine();
-  if (ImGui::Button("Built-in classes")) {
-    if (use_builtin_class_model(settings_))
-      start_load();
-    else
-      set_status("the built-in class model is not installed", true);
-  }
-  if (ImGui::IsItemHovered()) ImGui::SetTooltip("the built-in Fashion-MNIST LiT: one of ten garment classes");
+  builtin_button("Built-in classes", use_builtin_class_model, "class",
+                 "the built-in Fashion-MNIST LiT: one of ten garment classes");
   ImGui::EndDisabled();
 
   if (!model_) {

@@ -11,12 +11,9 @@
 // RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT, takes cuda:LOCAL_RANK for --device cuda, and joins
 // a c10d process group (NCCL on CUDA, Gloo on the CPU); --batch-size is the global batch.
 //   torchrun --nproc-per-node 2 --no-python lit train ...
-#include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
 #include <iostream>
-#include <numeric>
 #include <sstream>
 #include <string>
 

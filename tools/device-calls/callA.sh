@@ -5,11 +5,9 @@ DEADLINE=${DEADLINE:-560}
 source .devcalls/common.sh
 build_lit || exit 1
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-mkdir -p runs/t2i
-cp .devcalls/spiece.model runs/t2i/
-cd .devsnap
-(tools/builtin-t2i.sh data $root/runs/t2i && tools/builtin-t2i.sh tokens $root/runs/t2i) >$root/runs/t2i/data.log 2>&1 &
+t2i_data &
 data=$!
+cd .devsnap
 export CKPT_EVERY=1000
 TIME_LIMIT=${TEACHER_SECONDS:-330} tools/builtin-model.sh teacher $root/runs
 stamp fmnist teacher; rate $root/runs/dit-teacher/log.jsonl

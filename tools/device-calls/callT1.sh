@@ -6,11 +6,9 @@
 DEADLINE=${DEADLINE:-560}
 source .devcalls/common.sh
 build_lit || exit 1
-mkdir -p runs/t2i
-cp .devcalls/spiece.model runs/t2i/
-cd .devsnap
-(tools/builtin-t2i.sh data $root/runs/t2i && tools/builtin-t2i.sh tokens $root/runs/t2i) >$root/runs/t2i/data.log 2>&1
+t2i_data
 stamp t2i data rc $?
+cd .devsnap
 profile() {  # profile NAME lit-train-arguments...: 5 steps after 20, bf16, batch 256
   local name=$1
   shift

@@ -24,3 +24,8 @@ build_lit() {  # lit from the snapshot in .devsnap/ into $B (CUDA, no tests, ben
   ninja -C $B lit >$root/build.log 2>&1 || { grep -m5 -A5 error $root/build.log; return 1; }
   stamp build
 }
+t2i_data() {  # the captioned canvases and their tokens (CPU) into $root/runs/t2i, with the carried tokenizer
+  mkdir -p $root/runs/t2i && cp $root/.devcalls/spiece.model $root/runs/t2i/
+  (cd $root/.devsnap && tools/builtin-t2i.sh data $root/runs/t2i && tools/builtin-t2i.sh tokens $root/runs/t2i) \
+    >$root/runs/t2i/data.log 2>&1
+}
