@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# call 3: the three LiT-T2I students at one time budget each, then the evaluation of all four, then the bundle
+# call 3: the teacher's EMA encoder's caption features, the three LiT-T2I students at one time budget each, then
+# the evaluation of all four, then the bundle (straight after T2, on the same machine: its runs/ are needed)
 DEADLINE=${DEADLINE:-570}
 EVAL_SECONDS=${EVAL_SECONDS:-150}
 source .devcalls/common.sh
 cd .devsnap
+tools/builtin-t2i.sh features $root/runs/t2i >$root/runs/t2i/features.log 2>&1
+stamp features rc $?
 export STUDENTS="lit-t2i-inherit-kd lit-t2i-inherit lit-t2i-scratch" CKPT_EVERY=250
 per=$(( ($(left) - EVAL_SECONDS) / 3 ))
 stamp "students, $per s each"

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# call T1 (issue 19, after 2026-12-03 third session): build lit; the canvases + tokens on the CPUs; a profile
-# of 5 training steps of the text teacher and of the class DiT (why 81 ms against 32 ms a step: tables in
-# $OUT/trace-*.txt, traces gzipped); then the text teacher goes on from the weights that came back
-# (.devcalls/init: its fp16 EMA + fp16 T5 folder, 18 MB; INIT_TEACHER) to the deadline.
+# call T1 (issue 19, 2026-12-03 fourth session): build lit; the canvases + tokens on the CPUs; a profile of 5
+# training steps of the text teacher and of the class DiT (now that the step's noise is drawn one step ahead:
+# tables in $OUT/trace-*.txt, traces gzipped); the text teacher goes on from the weights that came back
+# (.devcalls/init: its fp16 EMA + fp16 T5 folder, 18 MB; INIT_TEACHER) until EVAL_SECONDS before the deadline,
+# then its prompt adherence (lit eval-prompts) and the logs.
 DEADLINE=${DEADLINE:-560}
+EVAL_SECONDS=${EVAL_SECONDS:-75}
 source .devcalls/common.sh
 build_lit || exit 1
 t2i_data
@@ -22,6 +24,7 @@ profile() {  # profile NAME lit-train-arguments...: 5 steps after 20, bf16, batc
 profile t2i-teacher --model $root/.devcalls/init/pixart-teacher.safetensors --text-encoder-init $root/.devcalls/init/t5 \
   --tokenizer $root/runs/t2i/spiece.model --data $root/runs/t2i/tokens
 profile dit-fmnist --config model/builtin/dit-fmnist.json --data fashion-mnist:$DATA
-INIT_TEACHER=$root/.devcalls/init CKPT_EVERY=1000 TIME_LIMIT=$(( $(left) - 15 )) tools/builtin-t2i.sh teacher $root/runs/t2i
-stamp t2i teacher; rate $root/runs/t2i/pixart-teacher/log.jsonl
+teacher_and_eval
+tar -czf $OUT/logsT.tar.gz -C $root/runs/t2i pixart-teacher.log pixart-teacher/log.jsonl eval-pixart-teacher.json \
+  eval-pixart-teacher.txt
 stamp done

@@ -29,3 +29,13 @@ t2i_data() {  # the captioned canvases and their tokens (CPU) into $root/runs/t2
   (cd $root/.devsnap && tools/builtin-t2i.sh data $root/runs/t2i && tools/builtin-t2i.sh tokens $root/runs/t2i) \
     >$root/runs/t2i/data.log 2>&1
 }
+teacher_and_eval() {  # the text teacher on (from INIT_TEACHER, or resumed) until EVAL_SECONDS before the deadline,
+  # then its prompt adherence at the last checkpoint; run in .devsnap
+  INIT_TEACHER=$root/.devcalls/init CKPT_EVERY=1000 TIME_LIMIT=$(($(left) - EVAL_SECONDS)) tools/builtin-t2i.sh \
+    teacher $root/runs/t2i
+  stamp t2i teacher
+  rate $root/runs/t2i/pixart-teacher/log.jsonl
+  STUDENTS= timeout $(($(left) - 10)) tools/builtin-t2i.sh eval $root/runs/t2i >$root/runs/t2i/eval.log 2>&1
+  stamp eval rc $?
+  sed -n '4,8p' $root/runs/t2i/eval-pixart-teacher.txt
+}

@@ -1,6 +1,5 @@
 #include "tools/train/text_trainer.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
@@ -115,7 +114,8 @@ TextTrainer::TextTrainer(PixArtMS student, PixArtMS teacher, std::shared_ptr<Cap
       options_(std::move(options)),
       diffusion_(GaussianDiffusion::create("")),
       text_(std::move(text_encoder)),
-      generator_(at::make_generator<at::CPUGeneratorImpl>(mix_seed(options_.seed, 0))) {
+      random_(options_.seed, diffusion_.num_timesteps(), data_->example_shape(), options_.batch_size,
+              options_.label_dropout, options_.rank, options_.world_size) {
   check_setup();
   student_->eval();  // caption dropout is drawn here (see the header)
   ema_ = PixArtMS(student_->config(), at::TensorOptions().dtype(student_->dtype()).device(student_->device()), false);
@@ -369,16 +369,10 @@ StepStats TextTrainer::step() {
     data_->tokens(batch.labels, &condition.tokens, &condition.mask);
   else
     data_->captions(batch.labels, &condition.features, &condition.mask);
-  // Drawn in the class trainer's order from one CPU generator for the whole global batch.
-  const int64_t b = local_batch(), global = options_.batch_size, first = options_.rank * b;
-  std::vector<int64_t> shape = batch.x.sizes().vec();
-  shape[0] = global;
-  const at::Tensor t = at::randint(0, diffusion_.num_timesteps(), {global}, generator_, at::kLong).narrow(0, first, b);
-  const at::Tensor noise = at::randn(shape, generator_, at::kFloat).narrow(0, first, b);
-  const at::Tensor drop = (at::rand({global}, generator_, at::kFloat) < options_.label_dropout).narrow(0, first, b);
-  StepStats s = step_on(batch.x, condition, t, noise, drop);
+  const StepDraw d = random_.next();
+  StepStats s = step_on(batch.x, condition, d.t, d.noise, d.drop);
   s.step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  s.images_per_second = static_cast<double>(global) / std::max(s.step_seconds, 1e-9);
+  s.images_per_second = static_cast<double>(options_.batch_size) / std::max(s.step_seconds, 1e-9);
   log_json(s);
   return s;
 }
@@ -505,8 +499,7 @@ std::string TextTrainer::save_checkpoint() {
       text::save_t5_folder(tmp + "/text_encoder_ema", text_ema_, text_->spiece_model, text_->initializer_factor);
     }
     const uint32_t optimizer_crc = save_optimizer(tmp + "/optimizer.pt", *optimizer_);
-    save_trainer_state(tmp + "/trainer.safetensors",
-                       {step_, position_, options_.seed, generator_.get_state(), optimizer_crc});
+    save_trainer_state(tmp + "/trainer.safetensors", {step_, position_, options_.seed, random_.state(), optimizer_crc});
   });
   prune_checkpoints(checkpoints, options_.keep_checkpoints);
   if (on_event) on_event("checkpoint " + dir);
@@ -541,7 +534,7 @@ void TextTrainer::resume(const std::string& path) {
     load_encoder_into(dir + "/text_encoder_ema", text_ema_, text_->spiece_model);
   }
   load_optimizer(dir + "/optimizer.pt", *optimizer_, state.optimizer_crc);
-  generator_.set_state(state.generator_state);
+  random_.set_state(state.generator_state);
   step_ = state.step;
   position_ = state.position;
   loader_.reset();

@@ -38,6 +38,7 @@
 #include "sampler/gaussian_diffusion.h"
 #include "tools/train/caption_data.h"
 #include "tools/train/distributed.h"
+#include "tools/train/step_random.h"
 #include "tools/train/trainer.h"  // TrainOptions, StepLosses, StepStats
 
 namespace lit::train {
@@ -132,7 +133,7 @@ class TextTrainer {
   std::optional<JointTextEncoder> text_;
   text::T5EncoderModel text_ema_;
   std::vector<at::Tensor> text_params_, text_ema_params_;
-  at::Generator generator_;
+  StepRandom random_;  // timesteps, noise, label or caption dropout (see step_random.h)
   std::unique_ptr<BatchLoader> loader_;
   int64_t step_ = 0, position_ = 0;
   std::ofstream log_;

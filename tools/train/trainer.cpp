@@ -1,6 +1,5 @@
 #include "tools/train/trainer.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
@@ -83,8 +82,8 @@ Trainer::Trainer(DiT student, DiT teacher, std::shared_ptr<TrainingData> data, T
       options_(std::move(options)),
       diffusion_(GaussianDiffusion::create("")),
       ema_(student_),
-      // Every rank holds the same generator and draws for the whole global batch (see the header).
-      generator_(at::make_generator<at::CPUGeneratorImpl>(mix_seed(options_.seed, 0))) {
+      random_(options_.seed, diffusion_.num_timesteps(), data_->example_shape(), options_.batch_size,
+              options_.label_dropout, options_.rank, options_.world_size) {
   check_setup();
   // The model stays in eval mode: label dropout is drawn here (see the header).
   student_->eval();
@@ -230,16 +229,10 @@ StepStats Trainer::step() {
                                             options_.world_size, options_.data_threads);
   const Batch batch = loader_->next();
   position_ = loader_->position();
-  // Drawn in this order from one CPU generator for the whole global batch; rank r keeps its slice.
-  const int64_t b = local_batch(), global = options_.batch_size, first = options_.rank * b;
-  std::vector<int64_t> shape = batch.x.sizes().vec();
-  shape[0] = global;
-  const at::Tensor t = at::randint(0, diffusion_.num_timesteps(), {global}, generator_, at::kLong).narrow(0, first, b);
-  const at::Tensor noise = at::randn(shape, generator_, at::kFloat).narrow(0, first, b);
-  const at::Tensor drop = (at::rand({global}, generator_, at::kFloat) < options_.label_dropout).narrow(0, first, b);
-  StepStats s = step_on(batch.x, batch.labels, t, noise, drop);
+  const StepDraw d = random_.next();
+  StepStats s = step_on(batch.x, batch.labels, d.t, d.noise, d.drop);
   s.step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  s.images_per_second = static_cast<double>(global) / std::max(s.step_seconds, 1e-9);
+  s.images_per_second = static_cast<double>(options_.batch_size) / std::max(s.step_seconds, 1e-9);
   log_json(s);
   return s;
 }
@@ -378,8 +371,7 @@ std::string Trainer::save_checkpoint() {
     save_model(tmp + "/model.safetensors", student_, std::nullopt, meta);
     save_model(tmp + "/ema.safetensors", ema_.model(), std::nullopt, meta);
     const uint32_t optimizer_crc = save_optimizer(tmp + "/optimizer.pt", *optimizer_);
-    save_trainer_state(tmp + "/trainer.safetensors",
-                       {step_, position_, options_.seed, generator_.get_state(), optimizer_crc});
+    save_trainer_state(tmp + "/trainer.safetensors", {step_, position_, options_.seed, random_.state(), optimizer_crc});
   });
   prune_checkpoints(checkpoints, options_.keep_checkpoints);
   if (on_event) on_event("checkpoint " + dir);
@@ -402,7 +394,7 @@ void Trainer::resume(const std::string& path) {
     load_state_dict(target, state_dict(loaded.model));
   }
   load_optimizer(dir + "/optimizer.pt", *optimizer_, state.optimizer_crc);
-  generator_.set_state(state.generator_state);
+  random_.set_state(state.generator_state);
   step_ = state.step;
   position_ = state.position;
   loader_.reset();

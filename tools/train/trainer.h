@@ -33,6 +33,7 @@
 #include "sampler/gaussian_diffusion.h"
 #include "tools/train/distributed.h"
 #include "tools/train/ema.h"
+#include "tools/train/step_random.h"
 #include "tools/train/train_data.h"
 
 namespace lit::train {
@@ -154,7 +155,7 @@ class Trainer {
   Ema ema_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<at::Tensor> trained_;  // the parameters that require grad, in model order
-  at::Generator generator_;          // timesteps, noise, label dropout
+  StepRandom random_;                // timesteps, noise, label or caption dropout (see step_random.h)
   std::unique_ptr<BatchLoader> loader_;
   int64_t step_ = 0;
   int64_t position_ = 0;  // data stream position of the next batch
