@@ -3,9 +3,10 @@
 # training steps of the text teacher and of the class DiT (now that the step's noise is drawn one step ahead:
 # tables in $OUT/trace-*.txt, traces gzipped); the text teacher goes on from the weights that came back
 # (.devcalls/init: its fp16 EMA + fp16 T5 folder, 18 MB; INIT_TEACHER) until EVAL_SECONDS before the deadline,
-# then its prompt adherence (lit eval-prompts) and the logs.
+# then its prompt adherence (lit eval-prompts) and the bundle
+# (fp16 EMA + T5 folder + logs: a fresh machine continues from them). 7 files back.
 DEADLINE=${DEADLINE:-560}
-EVAL_SECONDS=${EVAL_SECONDS:-75}
+EVAL_SECONDS=${EVAL_SECONDS:-90}
 source .devcalls/common.sh
 build_lit || exit 1
 t2i_data
@@ -15,7 +16,7 @@ profile() {  # profile NAME lit-train-arguments...: 5 steps after 20, bf16, batc
   local name=$1
   shift
   $LIT train "$@" --device cuda --bf16 --batch-size 256 --max-steps 30 --log-every 10 \
-    --profile $root/runs/$name.json --profile-wait 20 --profile-steps 5 >$OUT/profile-$name.log 2>&1
+    --profile $root/runs/$name.json --profile-wait 20 --profile-steps 5 >$root/runs/profile-$name.log 2>&1
   stamp profile $name rc $?
   python3 tools/trace_summary.py $root/runs/$name.json --top 30 >$OUT/trace-$name.txt 2>&1
   head -4 $OUT/trace-$name.txt
@@ -25,6 +26,6 @@ profile t2i-teacher --model $root/.devcalls/init/pixart-teacher.safetensors --te
   --tokenizer $root/runs/t2i/spiece.model --data $root/runs/t2i/tokens
 profile dit-fmnist --config model/builtin/dit-fmnist.json --data fashion-mnist:$DATA
 teacher_and_eval
-tar -czf $OUT/logsT.tar.gz -C $root/runs/t2i pixart-teacher.log pixart-teacher/log.jsonl eval-pixart-teacher.json \
-  eval-pixart-teacher.txt
+tar -czf $OUT/profile-logs.tar.gz -C $root/runs profile-t2i-teacher.log profile-dit-fmnist.log
+tools/builtin-t2i.sh bundle $root/runs/t2i $OUT/t2i >/dev/null
 stamp done
