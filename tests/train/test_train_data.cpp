@@ -1,15 +1,16 @@
 // The data side of training: order, image folders (ADM centre crop, flips), pre-extracted latents.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <set>
 
+#include "common/error.h"
 #include "model/vae/vae.h"
 #include "tests/train/train_test_util.h"
 #include "tools/train/image_folder.h"
 #include "tools/train/latent_dataset.h"
 #include "tools/train/train_data.h"
-#include "common/error.h"
 #include "weights/image_io.h"
 
 namespace lit::test {
@@ -38,13 +39,39 @@ TEST(DataOrder, EachEpochIsAPermutationAndTheOrderIsSeeded) {
 
 TEST(BatchLoader, RanksTakeDisjointSlicesAndThreadsDoNotChangeBatches) {
   auto data = train::make_synthetic_data({1, 2, 2}, 3, 12);
-  train::BatchLoader one(data, 4, 9, 0, 0, 1, 1), many(data, 4, 9, 0, 0, 1, 3);
-  train::BatchLoader r0(data, 2, 9, 0, 0, 2, 2), r1(data, 2, 9, 0, 1, 2, 2);
+  auto threads = [](int n) {
+    train::LoaderOptions o;
+    o.threads = n;
+    return o;
+  };
+  train::BatchLoader one(data, 4, 9, 0, 0, 1, threads(1)), many(data, 4, 9, 0, 0, 1, threads(3));
+  train::BatchLoader r0(data, 2, 9, 0, 0, 2, threads(2)), r1(data, 2, 9, 0, 1, 2, threads(2));
   const train::Batch b1 = one.next(), b3 = many.next(), h0 = r0.next(), h1 = r1.next();
   EXPECT_TRUE(at::equal(b1.x, b3.x));
   EXPECT_TRUE(at::equal(b1.x, at::cat({h0.x, h1.x})));
   EXPECT_EQ(one.position(), 4);
   EXPECT_EQ(r1.position(), 4);
+}
+
+TEST(BatchLoader, ExtrasAreMadeAheadFromEachBatchsLabels) {
+  auto data = train::make_synthetic_data({1, 2, 2}, 5, 12);
+  std::atomic<int> calls{0};
+  train::LoaderOptions o;
+  o.threads = 2;
+  o.extra = [&calls](const at::Tensor& labels) {
+    ++calls;
+    return std::vector<at::Tensor>{labels * 10, labels.sum()};
+  };
+  train::BatchLoader loader(data, 3, 4, 0, 0, 1, o);
+  for (int step = 0; step < 3; ++step) {
+    const train::Batch b = loader.next();
+    ASSERT_EQ(b.extra.size(), 2u);
+    EXPECT_TRUE(at::equal(b.extra[0], b.labels * 10));
+    EXPECT_EQ(b.extra[1].item<int64_t>(), b.labels.sum().item<int64_t>());
+  }
+  // The batch after the third is already under way (or made) when next() returns.
+  EXPECT_GE(calls.load(), 3);
+  EXPECT_LE(calls.load(), 4);
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "kernels/runtime/cuda_support.h"
 #include "model/backbone/model_io.h"
 #include "tests/train/train_test_util.h"
 #include "tools/train/train_checkpoint.h"
@@ -260,6 +261,34 @@ TEST(TrainerSetup, RefusesWhatCannotWork) {
   o.run_dir = "/proc/lit-cannot-write-here";
   EXPECT_NE(error_of([&] { Trainer(fresh_model(tiny_dit_config(), 0), nullptr, data, o); }).find("run folder"),
             std::string::npos);
+}
+
+}  // namespace
+}  // namespace lit::test
+
+namespace lit::test {
+namespace {
+
+// On CUDA the batches and the noise come in page-locked memory and are copied without blocking; a copy that
+// raced the next batch's preparation would feed the model other numbers than the CPU run's.
+TEST(TrainerCuda, PinnedNonBlockingInputsTrainAsOnTheCpu) {
+  if (!kernels::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  kernels::use_exact_float32();  // as lit train does: no TF32
+  auto data = train::make_synthetic_data({4, 8, 8}, 10, 40);
+  TrainOptions o;
+  o.batch_size = 8;
+  o.max_steps = 6;
+  o.lr = 1e-3;
+  o.ema_decay = 0.9;
+  Trainer cpu(fresh_model(tiny_lit_config(), 3), nullptr, data, o);
+  DiT model = fresh_model(tiny_lit_config(), 3);
+  model->to(at::Device(at::kCUDA));
+  Trainer gpu(model, nullptr, data, o);
+  for (int64_t step = 0; step < o.max_steps; ++step) {
+    const train::StepStats a = cpu.step(), b = gpu.step();
+    EXPECT_NEAR(b.total, a.total, 1e-4 * std::abs(a.total) + 1e-6) << "step " << step + 1;
+    EXPECT_NEAR(b.grad_norm, a.grad_norm, 1e-4 * std::abs(a.grad_norm) + 1e-6) << "step " << step + 1;
+  }
 }
 
 }  // namespace

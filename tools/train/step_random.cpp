@@ -8,13 +8,14 @@
 namespace lit::train {
 
 StepRandom::StepRandom(uint64_t seed, int64_t num_timesteps, std::vector<int64_t> example_shape, int64_t global_batch,
-                       double dropout, int rank, int world_size)
+                       double dropout, int rank, int world_size, bool pin_memory)
     : generator_(at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, 0))),
       num_timesteps_(num_timesteps),
       global_batch_(global_batch),
       rank_(rank),
       world_size_(world_size),
-      dropout_(dropout) {
+      dropout_(dropout),
+      pin_memory_(pin_memory) {
   shape_ = {global_batch};
   shape_.insert(shape_.end(), example_shape.begin(), example_shape.end());
   state_ = generator_.get_state();
@@ -40,7 +41,10 @@ StepDraw StepRandom::draw() {
   const int64_t b = global_batch_ / world_size_, first = rank_ * b;
   StepDraw d;
   d.t = at::randint(0, num_timesteps_, {global_batch_}, generator_, at::kLong).narrow(0, first, b);
-  d.noise = at::randn(shape_, generator_, at::kFloat).narrow(0, first, b);
+  // at::randn's own steps (an empty tensor, then normal_), into page-locked memory when asked: the same numbers.
+  d.noise = at::empty(shape_, at::TensorOptions().dtype(at::kFloat).pinned_memory(pin_memory_))
+                .normal_(0, 1, generator_)
+                .narrow(0, first, b);
   d.drop = (at::rand({global_batch_}, generator_, at::kFloat) < dropout_).narrow(0, first, b);
   return d;
 }

@@ -27,8 +27,10 @@ class StepRandom {
  public:
   // example_shape {C, H, W}; the draws are for global_batch examples, of which rank r keeps
   // [r * global_batch / world_size, (r + 1) * global_batch / world_size).
+  // pin_memory: the noise in page-locked host memory, for a non-blocking copy to a CUDA device (needs LibTorch
+  // with CUDA).
   StepRandom(uint64_t seed, int64_t num_timesteps, std::vector<int64_t> example_shape, int64_t global_batch,
-             double dropout, int rank = 0, int world_size = 1);
+             double dropout, int rank = 0, int world_size = 1, bool pin_memory = false);
   ~StepRandom();
   StepRandom(const StepRandom&) = delete;
   StepRandom& operator=(const StepRandom&) = delete;
@@ -45,6 +47,7 @@ class StepRandom {
   int64_t num_timesteps_, global_batch_, rank_, world_size_;
   std::vector<int64_t> shape_;  // {global_batch, C, H, W}
   double dropout_;
+  bool pin_memory_;
   std::future<StepDraw> pending_;
   at::Tensor state_;  // the generator's state before pending_ (or now, when nothing is pending)
 };

@@ -115,7 +115,7 @@ TextTrainer::TextTrainer(PixArtMS student, PixArtMS teacher, std::shared_ptr<Cap
       diffusion_(GaussianDiffusion::create("")),
       text_(std::move(text_encoder)),
       random_(options_.seed, diffusion_.num_timesteps(), data_->example_shape(), options_.batch_size,
-              options_.label_dropout, options_.rank, options_.world_size) {
+              options_.label_dropout, options_.rank, options_.world_size, student_->device().is_cuda()) {
   check_setup();
   student_->eval();  // caption dropout is drawn here (see the header)
   ema_ = PixArtMS(student_->config(), at::TensorOptions().dtype(student_->dtype()).device(student_->device()), false);
@@ -304,19 +304,21 @@ StepStats TextTrainer::step_on(const at::Tensor& x_start, const CaptionCondition
                                const at::Tensor& noise, const at::Tensor& drop) {
   const auto start = std::chrono::steady_clock::now();
   const at::Device device = student_->device();
-  const at::Tensor x = x_start.to(device, at::kFloat), tt = t.to(device), n = noise.to(device, at::kFloat);
+  // Non-blocking where the loader and StepRandom pinned the host memory (training on CUDA): the copies overlap.
+  const at::Tensor x = x_start.to(device, at::kFloat, /*non_blocking=*/true), tt = t.to(device),
+                   n = noise.to(device, at::kFloat, /*non_blocking=*/true);
   const double lr = learning_rate(step_);
   for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
   optimizer_->zero_grad();
 
   // Joint mode: the caption features are the trainable encoder's output, and the loss reaches its weights.
   CaptionCondition truth;
-  truth.mask = condition.mask.to(device, at::kLong);
+  truth.mask = condition.mask.to(device, at::kLong, /*non_blocking=*/true);
   if (text_) {
     if (!condition.tokens.defined()) throw Error("train: a joint training step needs the captions' token ids");
-    truth.features = encode_captions(condition.tokens, truth.mask);
+    truth.features = encode_captions(condition.tokens.to(device, at::kLong, /*non_blocking=*/true), truth.mask);
   } else {
-    truth.features = condition.features.to(device, at::kFloat);
+    truth.features = condition.features.to(device, at::kFloat, /*non_blocking=*/true);
   }
   const CaptionCondition dropped = drop_captions(truth, drop);
   const StepLosses l = losses(x, tt, n, dropped, truth);
@@ -359,16 +361,30 @@ StepStats TextTrainer::step_on(const at::Tensor& x_start, const CaptionCondition
 
 StepStats TextTrainer::step() {
   const auto start = std::chrono::steady_clock::now();
-  if (!loader_)
+  if (!loader_) {
+    LoaderOptions loading;
+    loading.threads = options_.data_threads;
+    loading.pin_memory = student_->device().is_cuda();
+    // The batch's captions (token ids or T5 features, by the examples' indices) gathered on the loader's
+    // thread with the images, ahead of the step.
+    const std::shared_ptr<CaptionedData> data = data_;
+    const bool tokens = text_.has_value();
+    loading.extra = [data, tokens](const at::Tensor& labels) {
+      at::Tensor captions, mask;
+      if (tokens)
+        data->tokens(labels, &captions, &mask);
+      else
+        data->captions(labels, &captions, &mask);
+      return std::vector<at::Tensor>{captions, mask};
+    };
     loader_ = std::make_unique<BatchLoader>(data_, local_batch(), options_.seed, position_, options_.rank,
-                                            options_.world_size, options_.data_threads);
+                                            options_.world_size, loading);
+  }
   const Batch batch = loader_->next();  // labels are the examples' indices (CaptionedData)
   position_ = loader_->position();
   CaptionCondition condition;
-  if (text_)
-    data_->tokens(batch.labels, &condition.tokens, &condition.mask);
-  else
-    data_->captions(batch.labels, &condition.features, &condition.mask);
+  (text_ ? condition.tokens : condition.features) = batch.extra.at(0);
+  condition.mask = batch.extra.at(1);
   const StepDraw d = random_.next();
   StepStats s = step_on(batch.x, condition, d.t, d.noise, d.drop);
   s.step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -98,15 +98,16 @@ int64_t DataOrder::index_at(int64_t position) {
 // Loader
 // ---------------------------------------------------------------------------------------------------------
 BatchLoader::BatchLoader(std::shared_ptr<TrainingData> data, int64_t batch_size, uint64_t seed, int64_t position,
-                         int rank, int world_size, int threads)
+                         int rank, int world_size, LoaderOptions options)
     : data_(std::move(data)),
       batch_size_(batch_size),
       seed_(seed),
       position_(position),
       rank_(rank),
       world_size_(world_size),
-      threads_(std::max(1, threads)),
+      options_(std::move(options)),
       order_(data_->size(), seed) {
+  options_.threads = std::max(1, options_.threads);
   if (batch_size_ < 1 || world_size_ < 1 || rank_ < 0 || rank_ >= world_size_)
     throw Error("training data: bad batch size, rank or world size");
 }
@@ -121,8 +122,10 @@ void BatchLoader::load(int64_t position) {
   for (int64_t i = 0; i < batch_size_; ++i) indices[static_cast<size_t>(i)] = order_.index_at(first + i);
   auto data = data_;
   const uint64_t seed = seed_;
-  const int threads = threads_;
-  auto work = [data, seed, threads, first, indices]() {
+  const int threads = options_.threads;
+  const bool pin = options_.pin_memory;
+  const auto extra = options_.extra;
+  auto work = [data, seed, threads, pin, extra, first, indices]() {
     const int64_t n = static_cast<int64_t>(indices.size());
     std::vector<Example> examples(indices.size());
     auto fetch = [&](int64_t begin, int64_t end) {
@@ -151,9 +154,25 @@ void BatchLoader::load(int64_t position) {
       xs.push_back(e.x);
       labels.push_back(e.label);
     }
-    return Batch{at::stack(xs), at::tensor(labels, at::kLong)};
+    Batch batch;
+    if (pin) {
+      std::vector<int64_t> shape = xs.front().sizes().vec();
+      shape.insert(shape.begin(), n);
+      batch.x = at::empty(shape, at::TensorOptions().dtype(xs.front().scalar_type()).pinned_memory(true));
+      at::stack_out(batch.x, xs);
+    } else {
+      batch.x = at::stack(xs);
+    }
+    batch.labels = at::tensor(labels, at::kLong);
+    if (extra) {
+      batch.extra = extra(batch.labels);
+      if (pin)
+        for (at::Tensor& e : batch.extra)
+          if (e.defined()) e = e.pin_memory();
+    }
+    return batch;
   };
-  if (threads_ <= 1) {
+  if (options_.threads <= 1) {
     std::promise<Batch> p;
     p.set_value(work());
     pending_ = p.get_future();

@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <memory>
 #include <string>
@@ -62,8 +63,19 @@ class DataOrder {
 };
 
 struct Batch {
-  at::Tensor x;       // (B, C, H, W) float32, CPU
-  at::Tensor labels;  // (B,) int64, CPU
+  at::Tensor x;                   // (B, C, H, W) float32, CPU (page-locked with LoaderOptions::pin_memory)
+  at::Tensor labels;              // (B,) int64, CPU
+  std::vector<at::Tensor> extra;  // what LoaderOptions::extra made of the labels (e.g. the captions)
+};
+
+struct LoaderOptions {
+  int threads = 2;  // decoding the examples; 1: in line, nothing prepared ahead
+  // Page-locked (pinned) host memory for x and the extras, so that a non-blocking copy to a CUDA
+  // device overlaps the step (needs LibTorch with CUDA; the trainers set it when they train on CUDA).
+  bool pin_memory = false;
+  // Run on the loader's thread after the batch is assembled, with its labels: per-batch data kept beside the
+  // examples (the caption features or token ids of a text model's batch), prepared ahead as x is.
+  std::function<std::vector<at::Tensor>(const at::Tensor& labels)> extra;
 };
 
 // Assembles the batches of one rank, starting at a stream position, with the next batch prepared in the
@@ -71,7 +83,7 @@ struct Batch {
 class BatchLoader {
  public:
   BatchLoader(std::shared_ptr<TrainingData> data, int64_t batch_size, uint64_t seed, int64_t position = 0, int rank = 0,
-              int world_size = 1, int threads = 2);
+              int world_size = 1, LoaderOptions options = {});
   ~BatchLoader();
   Batch next();  // the batch at the current position; advances it by batch * world_size
   int64_t position() const { return position_; }
@@ -83,7 +95,8 @@ class BatchLoader {
   int64_t batch_size_;
   uint64_t seed_;
   int64_t position_;
-  int rank_, world_size_, threads_;
+  int rank_, world_size_;
+  LoaderOptions options_;
   DataOrder order_;
   std::future<Batch> pending_;
 };

@@ -83,7 +83,7 @@ Trainer::Trainer(DiT student, DiT teacher, std::shared_ptr<TrainingData> data, T
       diffusion_(GaussianDiffusion::create("")),
       ema_(student_),
       random_(options_.seed, diffusion_.num_timesteps(), data_->example_shape(), options_.batch_size,
-              options_.label_dropout, options_.rank, options_.world_size) {
+              options_.label_dropout, options_.rank, options_.world_size, student_->device().is_cuda()) {
   check_setup();
   // The model stays in eval mode: label dropout is drawn here (see the header).
   student_->eval();
@@ -173,7 +173,9 @@ StepStats Trainer::step_on(const at::Tensor& x_start, const at::Tensor& labels, 
                            const at::Tensor& noise, const at::Tensor& drop) {
   const auto start = std::chrono::steady_clock::now();
   const at::Device device = student_->device();
-  const at::Tensor x = x_start.to(device, at::kFloat), tt = t.to(device), n = noise.to(device, at::kFloat);
+  // Non-blocking where the loader and StepRandom pinned the host memory (training on CUDA): the copies overlap.
+  const at::Tensor x = x_start.to(device, at::kFloat, /*non_blocking=*/true), tt = t.to(device),
+                   n = noise.to(device, at::kFloat, /*non_blocking=*/true);
   const at::Tensor y = labels.to(device, at::kLong);
   const at::Tensor y_student =
       drop.defined() ? at::where(drop.to(device), at::full_like(y, student_->config().num_classes), y) : y;
@@ -224,9 +226,13 @@ StepStats Trainer::step_on(const at::Tensor& x_start, const at::Tensor& labels, 
 
 StepStats Trainer::step() {
   const auto start = std::chrono::steady_clock::now();
-  if (!loader_)
+  if (!loader_) {
+    LoaderOptions loading;
+    loading.threads = options_.data_threads;
+    loading.pin_memory = student_->device().is_cuda();
     loader_ = std::make_unique<BatchLoader>(data_, local_batch(), options_.seed, position_, options_.rank,
-                                            options_.world_size, options_.data_threads);
+                                            options_.world_size, loading);
+  }
   const Batch batch = loader_->next();
   position_ = loader_->position();
   const StepDraw d = random_.next();
