@@ -11,13 +11,17 @@
 #                                        INIT_TEACHER=DIR (a bundle's pixart-teacher.safetensors and t5/, e.g. an
 #                                        earlier run's), a new run starts from those weights (not from scratch)
 #                                        unless RUNS/pixart-teacher has checkpoints (then it resumes as usual)
-#   tools/builtin-t2i.sh features  RUNS  the teacher's EMA encoder's features of every caption -> RUNS/features
+#   tools/builtin-t2i.sh features  RUNS  the teacher's EMA encoder's features of every caption -> RUNS/features;
+#                                        with TEACHER=DIR (a bundle, as INIT_TEACHER) the students, eval and bundle
+#                                        stages take that teacher and its t5/ instead of the teacher run's
 #   tools/builtin-t2i.sh students  RUNS  lit distill: lit-t2i-scratch, lit-t2i-inherit, lit-t2i-inherit-kd
 #   tools/builtin-t2i.sh eval      RUNS  lit eval-prompts of the teacher (last checkpoint) and every student at the
 #                                        students' common checkpoint step (one step budget) -> RUNS/eval-*.json
 #   tools/builtin-t2i.sh bundle    RUNS DIR  what a device call brings back in few files (at most 8, 16 MiB each):
 #                                        DIR/results.tar.gz (logs, evaluations, tokenizer, the teacher's EMA T5
-#                                        folder) and the fp16 EMA of the teacher and of every student
+#                                        folder) and the fp16 EMA of the teacher and of every student at the
+#                                        common step (RUN.safetensors) and, where it went further, at its last
+#                                        checkpoint (RUN-last.safetensors): at most 8 files
 # Environment: LIT (default build-cuda/tools/lit), DATA (Fashion-MNIST folder), COUNT (60000), STEPS (20000),
 # BATCH (256), LR (5e-4), CKPT_EVERY (1000), TIME_LIMIT (seconds per training stage, stopped with a checkpoint),
 # DEVICE (cuda), STUDENTS (a subset of the three), PER_PROMPT (4 images per evaluation prompt), CFG (guidance
@@ -42,6 +46,15 @@ train() {  # a training command, stopped with SIGINT (lit saves a checkpoint) af
 }
 resume_flag() { [ -d "$1/checkpoints" ] && echo "--resume $1" || true; }
 last_checkpoint() { ls -d "$runs/$1/checkpoints"/step-* | tail -1; }
+# The teacher the students learn from and the T5 that encodes their captions: TEACHER=DIR (a bundle's
+# pixart-teacher.safetensors and t5/, e.g. what an earlier device call brought back) or the teacher run's last
+# checkpoint (its EMA and EMA encoder).
+teacher_model() {
+  if [ -n "${TEACHER:-}" ]; then echo "$TEACHER/pixart-teacher.safetensors"; else echo "$(last_checkpoint pixart-teacher)/ema.safetensors"; fi
+}
+teacher_t5() {
+  if [ -n "${TEACHER:-}" ]; then echo "$TEACHER/t5"; else echo "$(last_checkpoint pixart-teacher)/text_encoder_ema"; fi
+}
 steps_of() { ls "$runs/$1/checkpoints" 2>/dev/null | sed -n 's/^step-0*\([0-9][0-9]*\)$/\1/p' | sort -n; }
 # The last checkpoint step that every student has (their common step budget).
 common_step() {
@@ -54,9 +67,23 @@ common_step() {
   done
   echo "${min:-0}"
 }
-student_checkpoint() { # the checkpoint at the common step, or the run's last one below it
+# The EMA weights a run is evaluated and bundled with: the teacher's (teacher_model) or a student's at the common
+# step; fails for a run that has none.
+model_of() {
+  if [ "$1" = pixart-teacher ]; then
+    [ -n "${TEACHER:-}" ] || [ -d "$runs/pixart-teacher/checkpoints" ] || return 1
+    teacher_model
+  else
+    [ -d "$runs/$1/checkpoints" ] || return 1
+    local c
+    c=$(student_checkpoint "$1") || return 1
+    echo "$c/ema.safetensors"
+  fi
+}
+student_checkpoint() { # the checkpoint at the common step, or the run's last one below it (fails if none)
   local s
   s=$(steps_of "$1" | awk -v c="$(common_step)" '$1 <= c' | tail -1)
+  [ -n "$s" ] || { echo "$1: no checkpoint at or below the common step $(common_step)" >&2; return 1; }
   printf '%s/%s/checkpoints/step-%07d' "$runs" "$1" "$s"
 }
 
@@ -89,14 +116,14 @@ teacher)
   tail -n 2 "$runs/pixart-teacher.log"
   ;;
 features)
-  t=$(last_checkpoint pixart-teacher)
+  m=$(teacher_model) t5=$(teacher_t5)
   rm -rf "$runs/features"
-  "$LIT" extract-latents --text-encoder "$t/text_encoder_ema" --data "$runs/canvases" --image-size 64 \
+  "$LIT" extract-latents --text-encoder "$t5" --data "$runs/canvases" --image-size 64 \
     --max-length $MAX_LENGTH --no-flip --device "$DEVICE" -o "$runs/features"
-  echo "$t" >"$runs/features/teacher.txt"
+  printf '%s\n%s\n' "$m" "$t5" >"$runs/features/teacher.txt"  # the teacher model, its T5 folder
   ;;
 students)
-  t=$(cat "$runs/features/teacher.txt")
+  m=$(sed -n 1p "$runs/features/teacher.txt")
   for r in $STUDENTS; do
     case $r in
     lit-t2i-scratch) args=(--init scratch --lambda-eps 0 --lambda-var 0) ;;
@@ -105,7 +132,7 @@ students)
     *) echo "unknown student '$r'" >&2; exit 2 ;;
     esac
     # shellcheck disable=SC2046
-    train distill --teacher "$t/ema.safetensors" "${args[@]}" --data "$runs/features" "${common[@]}" -o "$runs/$r" \
+    train distill --teacher "$m" "${args[@]}" --data "$runs/features" "${common[@]}" -o "$runs/$r" \
       $(resume_flag "$runs/$r") >>"$runs/$r.log" 2>&1
     tail -n 1 "$runs/$r.log"
   done
@@ -113,17 +140,15 @@ students)
 eval)
   # lit generate with the learned null caption (the model was trained with y_embedding as its dropped caption),
   # then lit eval-prompts on the folder: image i has prompt i mod the prompt count.
-  t=$(last_checkpoint pixart-teacher)
+  t5=$(teacher_t5)
   prompts=$runs/t10k-canvases/eval-prompts.jsonl
   "$LIT" eval-prompts --prompts "$prompts" --captions-out "$runs/eval-captions.txt" >/dev/null
   n=$(($(wc -l <"$runs/eval-captions.txt") * ${PER_PROMPT:-4}))
   for r in pixart-teacher $STUDENTS; do
-    [ -d "$runs/$r/checkpoints" ] || continue
-    c=$t
-    [ $r = pixart-teacher ] || c=$(student_checkpoint "$r")
-    echo "$r: $(basename "$c")"
+    m=$(model_of "$r") || continue
+    echo "$r: $m"
     rm -rf "$runs/eval-$r"
-    "$LIT" generate -q --model "$c/ema.safetensors" --text-encoder "$t/text_encoder_ema" \
+    "$LIT" generate -q --model "$m" --text-encoder "$t5" \
       --null-caption learned --cfg-scale "${CFG:-4.5}" --prompts-file "$runs/eval-captions.txt" -n "$n" --batch-size 240 --device "$DEVICE" \
       -o "$runs/eval-$r"
     "$LIT" eval-prompts -q --prompts "$prompts" --images "$runs/eval-$r" --per-prompt "${PER_PROMPT:-4}" \
@@ -133,18 +158,19 @@ eval)
 bundle)
   out=${3:?bundle folder}
   mkdir -p "$out"
-  t=$(last_checkpoint pixart-teacher)
   tmp=$(mktemp -d)
   cp "$runs"/*.log "$runs"/eval-*.json "$runs"/eval-*.txt "$runs/spiece.model" "$tmp"/ 2>/dev/null || true
-  cp -r "$t/text_encoder_ema" "$tmp/t5"
+  cp -r "$(teacher_t5)" "$tmp/t5"
   cp "$runs/spiece.model" "$tmp/t5/spiece.model"
   for r in pixart-teacher $STUDENTS; do
-    [ -d "$runs/$r/checkpoints" ] || continue
+    m=$(model_of "$r") || continue
     [ -f "$runs/$r/log.jsonl" ] && cp "$runs/$r/log.jsonl" "$tmp/$r.log.jsonl"
-    c=$t
-    [ $r = pixart-teacher ] || c=$(student_checkpoint "$r")
-    "$LIT" convert "$c/ema.safetensors" "$out/$r.safetensors" --dtype fp16 \
-      --metadata "recipe=tools/builtin-t2i.sh (run $r, $(basename "$c"))" >/dev/null
+    "$LIT" convert "$m" "$out/$r.safetensors" --dtype fp16 \
+      --metadata "recipe=tools/builtin-t2i.sh (run $r, $(basename "$(dirname "$m")"))" >/dev/null
+    # A student that trained on past the common step: its last checkpoint too (the one to ship).
+    [ $r = pixart-teacher ] || [ "$(last_checkpoint "$r")/ema.safetensors" = "$m" ] ||
+      "$LIT" convert "$(last_checkpoint "$r")/ema.safetensors" "$out/$r-last.safetensors" --dtype fp16 \
+        --metadata "recipe=tools/builtin-t2i.sh (run $r, $(basename "$(last_checkpoint "$r")"))" >/dev/null
   done
   tar -czf "$out/results.tar.gz" -C "$tmp" .
   rm -rf "$tmp"

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # call 3: the teacher's EMA encoder's caption features, the three LiT-T2I students at one time budget each, then
-# the evaluation of all four, then the bundle (straight after T2, on the same machine: its runs/ are needed)
+# the evaluation of all four, then the bundle. Straight after T2 on the same machine it takes the teacher run's
+# last checkpoint; on a fresh machine it builds, makes the canvases and takes the teacher in .devcalls/init.
 DEADLINE=${DEADLINE:-570}
 EVAL_SECONDS=${EVAL_SECONDS:-150}
 source .devcalls/common.sh
+[ -x $LIT ] || build_lit || exit 1
+[ -f $root/runs/t2i/canvases/captions.json ] || [ -f $root/runs/t2i/canvases/make-captions.json ] || t2i_data
+[ -d $root/runs/t2i/pixart-teacher/checkpoints ] || export TEACHER=$root/.devcalls/init
 cd .devsnap
 tools/builtin-t2i.sh features $root/runs/t2i >$root/runs/t2i/features.log 2>&1
 stamp features rc $?

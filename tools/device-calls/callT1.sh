@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# call T1 (issue 19, 2026-12-03 fourth session): build lit; the canvases + tokens on the CPUs; a profile of 5
-# training steps of the text teacher and of the class DiT (now that the step's noise is drawn one step ahead:
-# tables in $OUT/trace-*.txt, traces gzipped); the text teacher goes on from the weights that came back
+# call T1 (issue 19; first run 2026-12-03, fourth session): build lit; the canvases + tokens on the CPUs; a
+# profile of 5 training steps of the text teacher (and with PROFILE_DIT=1 of the class DiT): tables in
+# $OUT/trace-*.txt, traces gzipped; the text teacher goes on from the weights that came back
 # (.devcalls/init: its fp16 EMA + fp16 T5 folder, 18 MB; INIT_TEACHER) until EVAL_SECONDS before the deadline,
 # then its prompt adherence (lit eval-prompts) and the bundle
 # (fp16 EMA + T5 folder + logs: a fresh machine continues from them). 7 files back.
@@ -24,8 +24,8 @@ profile() {  # profile NAME lit-train-arguments...: 5 steps after 20, bf16, batc
 }
 profile t2i-teacher --model $root/.devcalls/init/pixart-teacher.safetensors --text-encoder-init $root/.devcalls/init/t5 \
   --tokenizer $root/runs/t2i/spiece.model --data $root/runs/t2i/tokens
-profile dit-fmnist --config model/builtin/dit-fmnist.json --data fashion-mnist:$DATA
+[ "${PROFILE_DIT:-0}" = 1 ] && profile dit-fmnist --config model/builtin/dit-fmnist.json --data fashion-mnist:$DATA
 teacher_and_eval
-tar -czf $OUT/profile-logs.tar.gz -C $root/runs profile-t2i-teacher.log profile-dit-fmnist.log
+tar -czf $OUT/profile-logs.tar.gz -C $root/runs $(cd $root/runs && ls profile-*.log)
 tools/builtin-t2i.sh bundle $root/runs/t2i $OUT/t2i >/dev/null
 stamp done
