@@ -6,10 +6,10 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "common/atomic_file.h"
 #include "common/error.h"
 #include "kernels/runtime/torch_compat.h"
 #include "model/t2i/pixart_io.h"
@@ -141,8 +141,7 @@ TextTrainer::TextTrainer(PixArtMS student, PixArtMS teacher, std::shared_ptr<Cap
     for (auto& p : teacher_->parameters()) p.set_requires_grad(false);
   }
   if (!options_.run_dir.empty() && options_.rank == 0) {
-    log_.open(fs::path(options_.run_dir) / "log.jsonl", std::ios::app);
-    if (!log_) throw Error(options_.run_dir + "/log.jsonl: cannot open the log for writing");
+    log_.open(options_.run_dir);
   }
 }
 
@@ -405,51 +404,32 @@ void TextTrainer::log_json(const StepStats& s) {
                             {"lr", s.lr},
                             {"step_s", s.step_seconds},
                             {"images_per_s", s.images_per_second}};
-  log_ << j.dump() << "\n";
-  log_.flush();
+  log_.write(j.dump());
 }
 
 void TextTrainer::run(const std::function<void(const StepStats&)>& on_step, const std::function<bool()>& should_stop) {
   const bool writer = !options_.run_dir.empty() && options_.rank == 0;
   if (group_) check_same_on_all_ranks(*group_, "training run", run_description(), student_->device());
-  auto stop_now = [&] {
-    bool stop = should_stop && should_stop();
-    if (!group_) return stop;
-    at::Tensor flag = at::full({1}, stop ? 1.0f : 0.0f, at::TensorOptions().device(student_->device()));
-    group_->all_reduce_sum(flag);
-    return flag.item<float>() > 0;
-  };
-  int64_t last_saved = -1;
-  while (step_ < options_.max_steps && !stop_now()) {
+  const StepLoop loop{options_.max_steps, options_.checkpoint_every, writer, group_.get(), student_->device()};
+  const auto one_step = [&] {
     const StepStats s = step();
     if (on_step) on_step(s);
-    if (writer && options_.checkpoint_every > 0 && step_ % options_.checkpoint_every == 0) {
-      save_checkpoint();
-      last_saved = step_;
-    }
-  }
-  if (writer && last_saved != step_) save_checkpoint();
+    return step_;
+  };
+  run_steps(
+      loop, step_, one_step, [&] { save_checkpoint(); }, should_stop);
 }
 
 void TextTrainer::set_process_group(std::shared_ptr<ProcessGroup> group) {
   if (!group) return;
-  if (group->rank() != options_.rank || group->world_size() != options_.world_size)
-    throw Error("train: the process group is rank " + std::to_string(group->rank()) + " of " +
-                std::to_string(group->world_size()) + " but the options say " + std::to_string(options_.rank) + " of " +
-                std::to_string(options_.world_size));
+  check_process_group(*group, options_.rank, options_.world_size);
   group_ = std::move(group);
   at::NoGradGuard no_grad;
-  auto all_tensors = [](PixArtMS& m) {
-    std::vector<at::Tensor> out;
-    for (const auto& p : m->parameters()) out.push_back(p);
-    for (const auto& b : m->buffers()) out.push_back(b);
-    return out;
-  };
-  std::vector<at::Tensor> tensors = all_tensors(student_);
+  std::vector<at::Tensor> tensors = module_tensors(*student_);
   tensors.insert(tensors.end(), text_params_.begin(), text_params_.end());
   group_->broadcast(tensors, 0);
   if (teacher_) {
-    std::vector<at::Tensor> t = all_tensors(teacher_);
+    std::vector<at::Tensor> t = module_tensors(*teacher_);
     group_->broadcast(t, 0);
   }
   copy_to_ema();
@@ -480,29 +460,6 @@ std::string TextTrainer::run_description() const {
   return j.dump();
 }
 
-void TextTrainer::truncate_log_after(int64_t step) {
-  if (!log_.is_open()) return;
-  log_.close();
-  const fs::path path = fs::path(options_.run_dir) / "log.jsonl";
-  std::string kept;
-  {
-    std::ifstream in(path);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.empty()) continue;
-      const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-      if (!j.is_discarded() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() > step)
-        continue;
-      kept += line + "\n";
-    }
-  }
-  AtomicFile out(path.string());
-  out.write(kept.data(), kept.size());
-  out.commit();
-  log_.open(path, std::ios::app);
-  if (!log_) throw Error(path.string() + ": cannot open the log for writing");
-}
-
 std::string TextTrainer::save_checkpoint() {
   if (options_.run_dir.empty()) throw Error("train: no run folder to save a checkpoint in");
   const std::string checkpoints = (fs::path(options_.run_dir) / "checkpoints").string();
@@ -525,9 +482,7 @@ std::string TextTrainer::save_checkpoint() {
 void TextTrainer::resume(const std::string& path) {
   const std::string dir = find_checkpoint(path);
   const TrainerState state = load_trainer_state(dir + "/trainer.safetensors");
-  if (state.seed != options_.seed)
-    throw Error(dir + ": the checkpoint was trained with seed " + std::to_string(state.seed) + ", not " +
-                std::to_string(options_.seed) + " (pass --seed " + std::to_string(state.seed) + ")");
+  check_checkpoint_seed(dir, state.seed, options_.seed);
   const bool has_text = fs::is_directory(dir + "/text_encoder");
   if (has_text && !text_)
     throw Error(dir +
@@ -554,7 +509,7 @@ void TextTrainer::resume(const std::string& path) {
   step_ = state.step;
   position_ = state.position;
   loader_.reset();
-  truncate_log_after(step_);
+  log_.truncate_after(step_);
   if (on_event) on_event("resumed from " + dir + " at step " + std::to_string(step_));
 }
 

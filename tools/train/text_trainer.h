@@ -26,7 +26,6 @@
 #include <ATen/ATen.h>
 #include <torch/optim/adamw.h>
 
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -40,6 +39,7 @@
 #include "tools/train/distributed.h"
 #include "tools/train/step_random.h"
 #include "tools/train/trainer.h"  // TrainOptions, StepLosses, StepStats
+#include "tools/train/training_run.h"
 
 namespace lit::train {
 
@@ -120,7 +120,6 @@ class TextTrainer {
   void copy_to_ema();  // ema <- student, and the encoder's (the EMA is built uninitialised)
   void update_ema(double decay);
   void log_json(const StepStats& stats);
-  void truncate_log_after(int64_t step);
   int64_t local_batch() const { return options_.batch_size / options_.world_size; }
   double learning_rate(int64_t step) const;
 
@@ -136,7 +135,7 @@ class TextTrainer {
   StepRandom random_;  // timesteps, noise, label or caption dropout (see step_random.h)
   std::unique_ptr<BatchLoader> loader_;
   int64_t step_ = 0, position_ = 0;
-  std::ofstream log_;
+  StepLog log_;  // RUN/log.jsonl (rank 0 with a run folder)
   std::shared_ptr<ProcessGroup> group_;
   std::unique_ptr<GradientAverager> averager_;
 };

@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "common/atomic_file.h"
 #include "common/error.h"
 #include "kernels/runtime/torch_compat.h"
 #include "model/backbone/model_io.h"
@@ -97,8 +97,7 @@ Trainer::Trainer(DiT student, DiT teacher, std::shared_ptr<TrainingData> data, T
     for (auto& p : teacher_->parameters()) p.set_requires_grad(false);
   }
   if (!options_.run_dir.empty() && options_.rank == 0) {
-    log_.open(fs::path(options_.run_dir) / "log.jsonl", std::ios::app);
-    if (!log_) throw Error(options_.run_dir + "/log.jsonl: cannot open the log for writing");
+    log_.open(options_.run_dir);
   }
 }
 
@@ -256,8 +255,7 @@ void Trainer::log_json(const StepStats& s) {
                       {"step_s", s.step_seconds},
                       {"images_per_s", s.images_per_second},
                       {"gpu_mem_bytes", s.gpu_memory_bytes}};
-  log_ << j.dump() << "\n";
-  log_.flush();
+  log_.write(j.dump());
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -266,26 +264,17 @@ void Trainer::log_json(const StepStats& s) {
 void Trainer::run(const std::function<void(const StepStats&)>& on_step, const std::function<bool()>& should_stop) {
   const bool writer = !options_.run_dir.empty() && options_.rank == 0;
   if (group_) check_same_on_all_ranks(*group_, "training run", run_description(), student_->device());
-  // Stop when any rank is asked to (Ctrl-C reaches one process under some launchers): agreed every step, so
-  // that no rank waits for a step the others will not take.
-  auto stop_now = [&] {
-    bool stop = should_stop && should_stop();
-    if (!group_) return stop;
-    at::Tensor flag = at::full({1}, stop ? 1.0f : 0.0f, at::TensorOptions().device(student_->device()));
-    group_->all_reduce_sum(flag);
-    return flag.item<float>() > 0;
-  };
-  int64_t last_saved = -1;
-  while (step_ < options_.max_steps && !stop_now()) {
+  const StepLoop loop{options_.max_steps, options_.checkpoint_every, writer, group_.get(), student_->device()};
+  const auto one_step = [&] {
     const StepStats s = step();
     if (on_step) on_step(s);
-    if (writer && options_.checkpoint_every > 0 && step_ % options_.checkpoint_every == 0) {
-      save_checkpoint();
-      last_saved = step_;
-    }
-    if (writer && options_.sample_every > 0 && step_ % options_.sample_every == 0) write_sample_grid();
-  }
-  if (writer && last_saved != step_) save_checkpoint();
+    return step_;
+  };
+  const auto samples = [&](int64_t steps) {
+    if (writer && options_.sample_every > 0 && steps % options_.sample_every == 0) write_sample_grid();
+  };
+  run_steps(
+      loop, step_, one_step, [&] { save_checkpoint(); }, should_stop, samples);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -293,23 +282,14 @@ void Trainer::run(const std::function<void(const StepStats&)>& on_step, const st
 // ---------------------------------------------------------------------------------------------------------
 void Trainer::set_process_group(std::shared_ptr<ProcessGroup> group) {
   if (!group) return;
-  if (group->rank() != options_.rank || group->world_size() != options_.world_size)
-    throw Error("train: the process group is rank " + std::to_string(group->rank()) + " of " +
-                std::to_string(group->world_size()) + " but the options say " + std::to_string(options_.rank) + " of " +
-                std::to_string(options_.world_size));
+  check_process_group(*group, options_.rank, options_.world_size);
   group_ = std::move(group);
   at::NoGradGuard no_grad;
   // Rank 0's weights everywhere (buffers too); the EMA starts from them, as it does on one process.
-  auto all_tensors = [](DiT& m) {
-    std::vector<at::Tensor> out;
-    for (const auto& p : m->parameters()) out.push_back(p);
-    for (const auto& b : m->buffers()) out.push_back(b);
-    return out;
-  };
-  std::vector<at::Tensor> tensors = all_tensors(student_);
+  std::vector<at::Tensor> tensors = module_tensors(*student_);
   group_->broadcast(tensors, 0);
   if (teacher_) {
-    std::vector<at::Tensor> t = all_tensors(teacher_);
+    std::vector<at::Tensor> t = module_tensors(*teacher_);
     group_->broadcast(t, 0);
   }
   ema_.copy_from(student_);
@@ -339,31 +319,6 @@ std::string Trainer::run_description() const {
   return j.dump();
 }
 
-// After a resume the log continues from the checkpoint's step: the lines of steps after it (written before
-// the run was stopped, and about to be trained again) are dropped, so every step appears once.
-void Trainer::truncate_log_after(int64_t step) {
-  if (!log_.is_open()) return;
-  log_.close();
-  const fs::path path = fs::path(options_.run_dir) / "log.jsonl";
-  std::string kept;
-  {
-    std::ifstream in(path);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.empty()) continue;
-      const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-      if (!j.is_discarded() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() > step)
-        continue;
-      kept += line + "\n";
-    }
-  }
-  AtomicFile out(path.string());
-  out.write(kept.data(), kept.size());
-  out.commit();
-  log_.open(path, std::ios::app);
-  if (!log_) throw Error(path.string() + ": cannot open the log for writing");
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // Checkpoints
 // ---------------------------------------------------------------------------------------------------------
@@ -387,9 +342,7 @@ std::string Trainer::save_checkpoint() {
 void Trainer::resume(const std::string& path) {
   const std::string dir = find_checkpoint(path);
   const TrainerState state = load_trainer_state(dir + "/trainer.safetensors");
-  if (state.seed != options_.seed)
-    throw Error(dir + ": the checkpoint was trained with seed " + std::to_string(state.seed) + ", not " +
-                std::to_string(options_.seed) + " (pass --seed " + std::to_string(state.seed) + ")");
+  check_checkpoint_seed(dir, state.seed, options_.seed);
   for (const char* name : {"model", "ema"}) {
     const LoadedModel loaded = load_model(dir + "/" + name + ".safetensors");
     if (loaded.config != student_->config())
@@ -404,7 +357,7 @@ void Trainer::resume(const std::string& path) {
   step_ = state.step;
   position_ = state.position;
   loader_.reset();
-  truncate_log_after(step_);
+  log_.truncate_after(step_);
   if (on_event) on_event("resumed from " + dir + " at step " + std::to_string(step_));
 }
 

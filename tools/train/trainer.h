@@ -21,7 +21,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -35,6 +34,7 @@
 #include "tools/train/ema.h"
 #include "tools/train/step_random.h"
 #include "tools/train/train_data.h"
+#include "tools/train/training_run.h"
 
 namespace lit::train {
 
@@ -144,7 +144,6 @@ class Trainer {
  private:
   void check_setup() const;
   void log_json(const StepStats& stats);
-  void truncate_log_after(int64_t step);
   int64_t local_batch() const { return options_.batch_size / options_.world_size; }
   double learning_rate(int64_t step) const;
 
@@ -159,7 +158,7 @@ class Trainer {
   std::unique_ptr<BatchLoader> loader_;
   int64_t step_ = 0;
   int64_t position_ = 0;  // data stream position of the next batch
-  std::ofstream log_;
+  StepLog log_;           // RUN/log.jsonl (rank 0 with a run folder)
   std::shared_ptr<ProcessGroup> group_;
   std::unique_ptr<GradientAverager> averager_;
 };
