@@ -275,19 +275,23 @@ TEST(TrainerCuda, PinnedNonBlockingInputsTrainAsOnTheCpu) {
   if (!kernels::cuda_available()) GTEST_SKIP() << "no CUDA device";
   kernels::use_exact_float32();  // as lit train does: no TF32
   auto data = train::make_synthetic_data({4, 8, 8}, 10, 40);
-  TrainOptions o;
-  o.batch_size = 8;
-  o.max_steps = 6;
-  o.lr = 1e-3;
-  o.ema_decay = 0.9;
-  Trainer cpu(fresh_model(tiny_lit_config(), 3), nullptr, data, o);
-  DiT model = fresh_model(tiny_lit_config(), 3);
-  model->to(at::Device(at::kCUDA));
-  Trainer gpu(model, nullptr, data, o);
-  for (int64_t step = 0; step < o.max_steps; ++step) {
-    const train::StepStats a = cpu.step(), b = gpu.step();
-    EXPECT_NEAR(b.total, a.total, 1e-4 * std::abs(a.total) + 1e-6) << "step " << step + 1;
-    EXPECT_NEAR(b.grad_norm, a.grad_norm, 1e-4 * std::abs(a.grad_norm) + 1e-6) << "step " << step + 1;
+  for (const bool pin : {true, false}) {
+    TrainOptions o;
+    o.batch_size = 8;
+    o.max_steps = 6;
+    o.lr = 1e-3;
+    o.ema_decay = 0.9;
+    o.pin_memory = pin;
+    Trainer cpu(fresh_model(tiny_lit_config(), 3), nullptr, data, o);
+    DiT model = fresh_model(tiny_lit_config(), 3);
+    model->to(at::Device(at::kCUDA));
+    Trainer gpu(model, nullptr, data, o);
+    for (int64_t step = 0; step < o.max_steps; ++step) {
+      const train::StepStats a = cpu.step(), b = gpu.step();
+      EXPECT_NEAR(b.total, a.total, 1e-4 * std::abs(a.total) + 1e-6) << "pin " << pin << ", step " << step + 1;
+      EXPECT_NEAR(b.grad_norm, a.grad_norm, 1e-4 * std::abs(a.grad_norm) + 1e-6)
+          << "pin " << pin << ", step " << step + 1;
+    }
   }
 }
 

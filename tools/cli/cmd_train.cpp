@@ -280,6 +280,10 @@ void add_common_options(CLI::App* cmd, TrainCommandOptions& opt) {
   cmd->add_option("--seed", t.seed, "seed of the weights' initialisation, data order, noise and timesteps")
       ->capture_default_str();
   cmd->add_option("--data-threads", t.data_threads, "threads decoding the data")->capture_default_str();
+  cmd->add_flag_callback(
+      "--no-pin-memory", [&t] { t.pin_memory = false; },
+      "on CUDA, stage batches and noise in pageable memory and copy them blocking (default: page-locked, "
+      "copied while the previous step runs)");
   cmd->add_option("--dist-backend", opt.dist_backend,
                   "under torchrun: auto (nccl on CUDA, gloo on the CPU), nccl or gloo")
       ->capture_default_str();

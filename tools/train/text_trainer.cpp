@@ -115,7 +115,8 @@ TextTrainer::TextTrainer(PixArtMS student, PixArtMS teacher, std::shared_ptr<Cap
       diffusion_(GaussianDiffusion::create("")),
       text_(std::move(text_encoder)),
       random_(options_.seed, diffusion_.num_timesteps(), data_->example_shape(), options_.batch_size,
-              options_.label_dropout, options_.rank, options_.world_size, student_->device().is_cuda()) {
+              options_.label_dropout, options_.rank, options_.world_size,
+              options_.pin_memory && student_->device().is_cuda()) {
   check_setup();
   student_->eval();  // caption dropout is drawn here (see the header)
   ema_ = PixArtMS(student_->config(), at::TensorOptions().dtype(student_->dtype()).device(student_->device()), false);
@@ -363,7 +364,7 @@ StepStats TextTrainer::step() {
   if (!loader_) {
     LoaderOptions loading;
     loading.threads = options_.data_threads;
-    loading.pin_memory = student_->device().is_cuda();
+    loading.pin_memory = options_.pin_memory && student_->device().is_cuda();
     // The batch's captions (token ids or T5 features, by the examples' indices) gathered on the loader's
     // thread with the images, ahead of the step.
     const std::shared_ptr<CaptionedData> data = data_;

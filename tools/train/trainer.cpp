@@ -83,7 +83,8 @@ Trainer::Trainer(DiT student, DiT teacher, std::shared_ptr<TrainingData> data, T
       diffusion_(GaussianDiffusion::create("")),
       ema_(student_),
       random_(options_.seed, diffusion_.num_timesteps(), data_->example_shape(), options_.batch_size,
-              options_.label_dropout, options_.rank, options_.world_size, student_->device().is_cuda()) {
+              options_.label_dropout, options_.rank, options_.world_size,
+              options_.pin_memory && student_->device().is_cuda()) {
   check_setup();
   // The model stays in eval mode: label dropout is drawn here (see the header).
   student_->eval();
@@ -228,7 +229,7 @@ StepStats Trainer::step() {
   if (!loader_) {
     LoaderOptions loading;
     loading.threads = options_.data_threads;
-    loading.pin_memory = student_->device().is_cuda();
+    loading.pin_memory = options_.pin_memory && student_->device().is_cuda();
     loader_ = std::make_unique<BatchLoader>(data_, local_batch(), options_.seed, position_, options_.rank,
                                             options_.world_size, loading);
   }

@@ -59,6 +59,7 @@ struct TrainOptions {
   uint64_t seed = 0;
   int rank = 0, world_size = 1;
   int data_threads = 2;
+  bool pin_memory = true;                 // on CUDA: batches and noise in page-locked memory, copied without blocking
   bool bf16 = false;                      // autocast to bfloat16 (float32 master weights), on the model's device
   bool activation_checkpointing = false;  // recompute each student block in the backward pass (less memory)
 
