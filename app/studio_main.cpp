@@ -75,6 +75,15 @@ int main(int argc, char** argv) {
          "--clamp-x0", [&](const std::string& n) { start.clamp_x0 = lit::parse_clamp_x0(n); },
          "clamp x_0 predictions: auto, on or off")
       ->check(CLI::IsMember({"auto", "on", "off"}));
+  cli.add_option("--image-width", start.image_width, "text-to-image: image width in pixels (0: the model's own)")
+      ->check(CLI::NonNegativeNumber);
+  cli.add_option("--image-height", start.image_height, "text-to-image: image height in pixels (0: the model's own)")
+      ->check(CLI::NonNegativeNumber);
+  cli.add_option_function<std::string>(
+         "--guidance-convention",
+         [&](const std::string& n) { start.guidance_convention = lit::parse_guidance_convention(n); },
+         "text-to-image: T5's null caption as PixArt's scripts (official) or diffusers make it")
+      ->check(CLI::IsMember({"official", "diffusers"}));
   cli.add_flag("--autorun", start.autorun, "generate once as soon as the model is loaded");
   cli.add_option("--screenshot", win.screenshot, "save the window to this PNG and exit (after --autorun finished)");
   cli.add_option("--frames", win.frames, "frames to render before the screenshot")->check(CLI::PositiveNumber);

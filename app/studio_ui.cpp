@@ -144,6 +144,9 @@ StudioUI::StudioUI(Generator& generator, const StartOptions& start)
     settings_.conditioning.prompt = *start.prompt;
     settings_.conditioning.negative_prompt = start.negative_prompt;
   }
+  settings_.width = start.image_width;
+  settings_.height = start.image_height;
+  if (start.guidance_convention) settings_.guidance_convention = *start.guidance_convention;
   cfg_chosen_ = start.cfg_scale.has_value();
   if (start.sampler) settings_.sampler = canonical_sampler_name(*start.sampler).value_or(*start.sampler);
   if (start.device) settings_.device = *start.device;
@@ -485,6 +488,34 @@ void StudioUI::draw_model_panel() {
   ImGui::TextColored(kDimColour, "%s", kernels::describe(m.execution).c_str());
 }
 
+// A text-to-image model's image size (multiples of its patch x VAE factor; 0 x 0 = its training resolution)
+// and the guidance convention of T5's null caption (lit generate --width, --height, --guidance-convention).
+void StudioUI::draw_text_size_and_convention(const ModelInfo& m) {
+  const int step = static_cast<int>(std::max<int64_t>(1, m.size_multiple));
+  int size[2] = {static_cast<int>(settings_.width), static_cast<int>(settings_.height)};
+  ImGui::SetNextItemWidth(ImGui::GetContentRegionAvail().x * 0.5f);
+  if (ImGui::InputInt2("size", size)) {
+    for (int& v : size) v = std::max(0, v / step * step);  // whole multiples; 0 keeps the training size
+    settings_.width = size[0];
+    settings_.height = size[1];
+  }
+  if (ImGui::IsItemHovered())
+    ImGui::SetTooltip("width x height in pixels, multiples of %d; 0 x 0: the model's training size (%lld x %lld)", step,
+                      static_cast<long long>(m.image_size), static_cast<long long>(m.image_size));
+  ImGui::SameLine();
+  if (ImGui::SmallButton("model's size")) settings_.width = settings_.height = 0;
+  int convention = settings_.guidance_convention == GuidanceConvention::Diffusers ? 1 : 0;
+  ImGui::BeginDisabled(settings_.learned_null_caption);
+  ImGui::SetNextItemWidth(ImGui::GetContentRegionAvail().x * 0.6f);
+  if (ImGui::Combo("guidance convention", &convention, "official\0diffusers\0"))
+    settings_.guidance_convention = convention == 1 ? GuidanceConvention::Diffusers : GuidanceConvention::Official;
+  ImGui::EndDisabled();
+  if (ImGui::IsItemHovered(ImGuiHoveredFlags_AllowWhenDisabled))
+    ImGui::SetTooltip(
+        "T5's null caption: official (PixArt's scripts) with the prompt's mask, diffusers with its own;\n"
+        "the learned null caption replaces it");
+}
+
 // The conditioning the loaded model takes. Class-conditional models: a class or none. Text-to-image models:
 // a prompt and a negative prompt, with the recent prompts to pick from.
 void StudioUI::draw_conditioning_panel() {
@@ -504,6 +535,7 @@ void StudioUI::draw_conditioning_panel() {
       ImGui::SetTooltip(
           "guidance's unconditional half: on, the model's learned y_embedding (models trained with caption\n"
           "dropout, as the built-in one); off, T5 of the negative prompt");
+    draw_text_size_and_convention(*model_);
     const auto recent = recent_.list("prompt");
     ImGui::SetNextItemWidth(-1);
     if (ImGui::BeginCombo("##recent_prompts", recent.empty() ? "no recent prompts" : "recent prompts")) {

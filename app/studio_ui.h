@@ -29,6 +29,8 @@ struct StartOptions {
   std::optional<int64_t> steps, count;
   std::optional<double> cfg_scale;
   std::optional<uint64_t> seed;
+  int64_t image_width = 0, image_height = 0;  // --image-width/--image-height (text-to-image; 0: training size)
+  std::optional<GuidanceConvention> guidance_convention;
   bool autorun = false;  // generate once as soon as the model is loaded
 };
 
@@ -76,6 +78,7 @@ class StudioUI {
 
   void draw_menu();
   void draw_model_panel();
+  void draw_text_size_and_convention(const ModelInfo& model);
   void draw_conditioning_panel();
   void draw_settings_panel();
   void draw_generate_panel();

@@ -37,7 +37,8 @@ std::string lower(std::string s) {
 // ---------------------------------------------------------------------------------------------------------
 bool Settings::operator==(const Settings& o) const {
   return model_path == o.model_path && vae_path == o.vae_path && text_encoder_path == o.text_encoder_path &&
-         learned_null_caption == o.learned_null_caption && conditioning == o.conditioning && sampler == o.sampler &&
+         learned_null_caption == o.learned_null_caption && guidance_convention == o.guidance_convention &&
+         width == o.width && height == o.height && conditioning == o.conditioning && sampler == o.sampler &&
          steps == o.steps && eta == o.eta && cfg_scale == o.cfg_scale && cfg_all_channels == o.cfg_all_channels &&
          seed == o.seed && random_seed == o.random_seed && batch_count == o.batch_count && device == o.device &&
          dtype == o.dtype && clamp_x0 == o.clamp_x0 && execution == o.execution && preview_every == o.preview_every;
@@ -100,6 +101,9 @@ GenerationRequest request_of(const Settings& s, uint64_t run_seed) {
     r.conditioning.prompt = s.conditioning.prompt;
     r.conditioning.negative_prompt = s.conditioning.negative_prompt;
     r.learned_null_caption = s.learned_null_caption;
+    r.guidance_convention = s.guidance_convention;
+    r.width = s.width;
+    r.height = s.height;
   }
   return r;
 }
@@ -150,6 +154,9 @@ RestoredSettings settings_from_params(const GenerationParams& params, const Sett
     s.conditioning.prompt = r.conditioning.prompt;
     s.conditioning.negative_prompt = r.conditioning.negative_prompt;
     s.learned_null_caption = r.learned_null_caption;
+    s.guidance_convention = r.guidance_convention;
+    s.width = r.width;
+    s.height = r.height;
   } else if (r.conditioning.kind == lit::Conditioning::Kind::Unconditional)
     s.conditioning.kind = Conditioning::Kind::Unconditional;
   else if (r.conditioning.kind == lit::Conditioning::Kind::Classes && r.conditioning.classes.size() == 1)

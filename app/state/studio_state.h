@@ -44,6 +44,8 @@ struct Settings {
   std::string vae_path;               // diffusers VAE folder; empty: a pixel-space model
   std::string text_encoder_path;      // T5 folder, for text-to-image models
   bool learned_null_caption = false;  // text-to-image: the model's y_embedding as the null caption (built-in: on)
+  GuidanceConvention guidance_convention = GuidanceConvention::Official;  // text-to-image (pipeline/request.h)
+  int64_t width = 0, height = 0;  // text-to-image, pixels; 0: the model's training resolution
   Conditioning conditioning;
   std::string sampler = "dpm++2m";  // "ddpm", "ddim", "dpm++2m"
   int64_t steps = 20;

@@ -81,6 +81,9 @@ TEST(FrontEndParity, TextToImageGivesTheSameFilesAndThePromptReadsBack) {
   s.cfg_all_channels = true;
   s.batch_count = 2;
   s.preview_every = 0;
+  s.width = 96;  // the model's own 64x64 is 0x0; multiples of 16 (the VAE's x8 times patch 2)
+  s.height = 64;
+  s.guidance_convention = GuidanceConvention::Diffusers;
 
   cli::GenerateOptions o;
   o.request = request_of(s, /*run_seed=*/7);
@@ -115,6 +118,8 @@ TEST(FrontEndParity, TextToImageGivesTheSameFilesAndThePromptReadsBack) {
   Settings other = s;
   other.conditioning = Conditioning{};
   other.seed = 0;
+  other.width = other.height = 0;
+  other.guidance_convention = GuidanceConvention::Official;
   const std::optional<ModelInfo> model = g.model();
   ASSERT_TRUE(model);
   const RestoredSettings back = settings_from_params(read_png_params(o.output + "/000001.png"), other, &*model);
@@ -123,6 +128,11 @@ TEST(FrontEndParity, TextToImageGivesTheSameFilesAndThePromptReadsBack) {
   EXPECT_EQ(back.settings.conditioning.prompt, "A Red CUBE On A Blue TABLE");
   EXPECT_EQ(back.settings.conditioning.negative_prompt, "blurry");
   EXPECT_EQ(back.settings.seed, 8u);
+  EXPECT_EQ(back.settings.width, 96);
+  EXPECT_EQ(back.settings.height, 64);
+  EXPECT_EQ(back.settings.guidance_convention, GuidanceConvention::Diffusers);
+  EXPECT_EQ(images[1].pixels.size(1), 96);
+  EXPECT_EQ(images[1].pixels.size(0), 64);
   Settings again = back.settings;
   again.batch_count = 1;
   ASSERT_TRUE(g.generate(again, again.seed));

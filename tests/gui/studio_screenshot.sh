@@ -32,6 +32,7 @@ rm -f "$png_t2i"
 timeout 300 xvfb-run -a -s "-screen 0 1280x800x24" "$bin" \
   --model "$fixtures/t2i/pixart_tiny/pixart_tiny.pth" --vae "$fixtures/vae/tiny_sd_vae" \
   --text-encoder "$fixtures/t2i/t5_tiny/single" --prompt "A Red CUBE On A Blue TABLE" --negative-prompt blurry \
+  --image-width 96 --image-height 64 --guidance-convention diffusers \
   --steps 10 --seed 1 --autorun --screenshot "$png_t2i" --frames 10
 [ -s "$png_t2i" ] || { echo "FAIL: no text-to-image screenshot written"; exit 1; }
 colours=$(identify -format '%k' "$png_t2i")
