@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/format.h"
 #include "common/input_file.h"
+#include "model/backbone/config_fields.h"
 #include "weights/state_dict.h"
 
 namespace lit {
@@ -18,27 +19,6 @@ using nlohmann::json;
 
 Error config_error(const std::string& message) {
   return Error("model config: " + message);
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// JSON fields, type-checked
-// ---------------------------------------------------------------------------------------------------------
-int64_t get_int(const json& j, const char* key) {
-  const json& v = j.at(key);
-  if (!v.is_number_integer()) throw config_error(std::string("'") + key + "' must be an integer, got " + v.dump());
-  return v.get<int64_t>();
-}
-
-double get_number(const json& j, const char* key) {
-  const json& v = j.at(key);
-  if (!v.is_number()) throw config_error(std::string("'") + key + "' must be a number, got " + v.dump());
-  return v.get<double>();
-}
-
-bool get_bool(const json& j, const char* key) {
-  const json& v = j.at(key);
-  if (!v.is_boolean()) throw config_error(std::string("'") + key + "' must be true or false, got " + v.dump());
-  return v.get<bool>();
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -130,33 +110,24 @@ ModelConfig ModelConfig::from_json(const std::string& text) {
     const std::string& key = item.key();
     if (!known.count(key) && key != "note" && key.rfind('_', 0) != 0) throw config_error("unknown key '" + key + "'");
   }
-  for (const char* key : {"input_size", "patch_size", "in_channels", "hidden_size", "depth", "num_heads"})
-    if (!j.contains(key)) throw config_error(std::string("missing key '") + key + "'");
+  const ConfigFields f(j, "model config");
+  f.require({"input_size", "patch_size", "in_channels", "hidden_size", "depth", "num_heads"});
 
   ModelConfig c;
-  c.input_size = get_int(j, "input_size");
-  c.patch_size = get_int(j, "patch_size");
-  c.in_channels = get_int(j, "in_channels");
-  c.hidden_size = get_int(j, "hidden_size");
-  c.depth = get_int(j, "depth");
-  c.num_heads = get_int(j, "num_heads");
-  if (j.contains("mlp_ratio")) c.mlp_ratio = get_number(j, "mlp_ratio");
-  if (j.contains("class_dropout_prob")) c.class_dropout_prob = get_number(j, "class_dropout_prob");
-  if (j.contains("num_classes")) c.num_classes = get_int(j, "num_classes");
-  if (j.contains("learn_sigma")) c.learn_sigma = get_bool(j, "learn_sigma");
-  if (j.contains("attention")) {
-    const json& a = j.at("attention");
-    if (a == "softmax")
-      c.attention = AttentionType::Softmax;
-    else if (a == "linear")
-      c.attention = AttentionType::Linear;
-    else
-      throw config_error("'attention' must be \"softmax\" or \"linear\", got " + a.dump());
-  }
-  if (j.contains("dwc_kernel")) {
-    if (!c.is_linear()) throw config_error("'dwc_kernel' only applies to \"attention\": \"linear\"");
-    c.dwc_kernel = get_int(j, "dwc_kernel");
-  }
+  f.read("input_size", c.input_size);
+  f.read("patch_size", c.patch_size);
+  f.read("in_channels", c.in_channels);
+  f.read("hidden_size", c.hidden_size);
+  f.read("depth", c.depth);
+  f.read("num_heads", c.num_heads);
+  f.read("mlp_ratio", c.mlp_ratio);
+  f.read("class_dropout_prob", c.class_dropout_prob);
+  f.read("num_classes", c.num_classes);
+  f.read("learn_sigma", c.learn_sigma);
+  f.read("attention", c.attention);
+  if (j.contains("dwc_kernel") && !c.is_linear())
+    throw config_error("'dwc_kernel' only applies to \"attention\": \"linear\"");
+  f.read("dwc_kernel", c.dwc_kernel);
   c.validate();
   return c;
 }

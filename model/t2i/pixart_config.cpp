@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "model/backbone/config_fields.h"
 
 namespace lit {
 namespace {
@@ -15,24 +16,6 @@ using nlohmann::json;
 
 Error config_error(const std::string& message) {
   return Error("PixArt config: " + message);
-}
-
-int64_t get_int(const json& j, const char* key) {
-  const json& v = j.at(key);
-  if (!v.is_number_integer()) throw config_error(std::string("'") + key + "' must be an integer, got " + v.dump());
-  return v.get<int64_t>();
-}
-
-double get_number(const json& j, const char* key) {
-  const json& v = j.at(key);
-  if (!v.is_number()) throw config_error(std::string("'") + key + "' must be a number, got " + v.dump());
-  return v.get<double>();
-}
-
-bool get_bool(const json& j, const char* key) {
-  const json& v = j.at(key);
-  if (!v.is_boolean()) throw config_error(std::string("'") + key + "' must be true or false, got " + v.dump());
-  return v.get<bool>();
 }
 
 constexpr const char* kFamilies[] = {"PixArt-Sigma-XL/2", "PixArt-Alpha-XL/2", "LiT-T2I-XL/2"};
@@ -130,40 +113,31 @@ PixArtConfig PixArtConfig::from_json(const std::string& text) {
   }
   if (j.contains("model") && j["model"] != "PixArtMS")
     throw config_error("'model' must be \"PixArtMS\", got " + j["model"].dump());
-  for (const char* key :
-       {"input_size", "patch_size", "in_channels", "hidden_size", "depth", "num_heads", "caption_channels"})
-    if (!j.contains(key)) throw config_error(std::string("missing key '") + key + "'");
+  const ConfigFields f(j, "PixArt config");
+  f.require({"input_size", "patch_size", "in_channels", "hidden_size", "depth", "num_heads", "caption_channels"});
 
   PixArtConfig c;
-  c.input_size = get_int(j, "input_size");
-  c.patch_size = get_int(j, "patch_size");
-  c.in_channels = get_int(j, "in_channels");
-  c.hidden_size = get_int(j, "hidden_size");
-  c.depth = get_int(j, "depth");
-  c.num_heads = get_int(j, "num_heads");
-  c.caption_channels = get_int(j, "caption_channels");
-  if (j.contains("mlp_ratio")) c.mlp_ratio = get_number(j, "mlp_ratio");
-  if (j.contains("class_dropout_prob")) c.class_dropout_prob = get_number(j, "class_dropout_prob");
-  if (j.contains("learn_sigma")) c.pred_sigma = get_bool(j, "learn_sigma");
-  if (j.contains("pred_sigma")) c.pred_sigma = get_bool(j, "pred_sigma");
-  if (j.contains("pe_interpolation")) c.pe_interpolation = get_number(j, "pe_interpolation");
-  if (j.contains("base_size") && !j["base_size"].is_null()) c.base_size = get_int(j, "base_size");
-  if (j.contains("model_max_length")) c.model_max_length = get_int(j, "model_max_length");
-  if (j.contains("micro_condition")) c.micro_condition = get_bool(j, "micro_condition");
-  if (j.contains("attention")) {
-    const json& a = j.at("attention");
-    if (a == "softmax")
-      c.attention = AttentionType::Softmax;
-    else if (a == "linear")
-      c.attention = AttentionType::Linear;
-    else
-      throw config_error("'attention' must be \"softmax\" or \"linear\", got " + a.dump());
-  }
+  f.read("input_size", c.input_size);
+  f.read("patch_size", c.patch_size);
+  f.read("in_channels", c.in_channels);
+  f.read("hidden_size", c.hidden_size);
+  f.read("depth", c.depth);
+  f.read("num_heads", c.num_heads);
+  f.read("caption_channels", c.caption_channels);
+  f.read("mlp_ratio", c.mlp_ratio);
+  f.read("class_dropout_prob", c.class_dropout_prob);
+  f.read("learn_sigma", c.pred_sigma);
+  f.read("pred_sigma", c.pred_sigma);
+  f.read("pe_interpolation", c.pe_interpolation);
+  if (j.contains("base_size") && !j["base_size"].is_null()) f.read("base_size", c.base_size);
+  f.read("model_max_length", c.model_max_length);
+  f.read("micro_condition", c.micro_condition);
+  f.read("attention", c.attention);
   for (const char* key : {"linear_heads", "dwc_kernel"})
     if (j.contains(key) && !c.is_linear())
       throw config_error(std::string("'") + key + "' only applies to \"attention\": \"linear\"");
-  if (j.contains("linear_heads")) c.linear_heads = get_int(j, "linear_heads");
-  if (j.contains("dwc_kernel")) c.dwc_kernel = get_int(j, "dwc_kernel");
+  f.read("linear_heads", c.linear_heads);
+  f.read("dwc_kernel", c.dwc_kernel);
   // base_size equal to the default is stored explicitly by to_json; keep the canonical 0 for comparisons.
   if (c.base_size == c.input_size / c.patch_size && c.input_size % c.patch_size == 0) c.base_size = 0;
   c.validate();
