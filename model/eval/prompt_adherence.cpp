@@ -425,8 +425,10 @@ void AdherenceTally::add(const AdherencePrompt& prompt, const std::vector<Object
   for (size_t k = 0; k < objects.size(); ++k) {
     const ObjectMeasurement& m = objects[k];
     all = all && m.colour_ok && m.position_ok && m.size_ok && m.class_ok;
+    const PromptObject& asked = prompt.objects[k];
+    if (m.found && m.predicted_class >= 0) ++class_readings_[{asked.class_id, m.predicted_class}];
     for (AttributeCounts* c :
-         {&group, &overall_, &per_colour_[prompt.objects[k].colour], &per_class_[prompt.objects[k].class_id]}) {
+         {&group, &overall_, &per_colour_[asked.colour], &per_class_[asked.class_id], &per_size_[asked.size]}) {
       ++c->objects;
       c->found += m.found;
       c->colour += m.colour_ok;

@@ -165,15 +165,21 @@ class AdherenceTally {
   // By group in the order single, heldout, two, then any other group by name.
   std::vector<std::pair<std::string, AttributeCounts>> groups() const;
   const AttributeCounts& overall() const { return overall_; }
-  // By the colour, and by the class, the prompt asked for (counting objects; images and all stay 0).
+  // By the colour, the class and the size the prompt asked for (counting objects; images and all stay 0).
   const std::map<std::string, AttributeCounts>& per_colour() const { return per_colour_; }
   const std::map<int64_t, AttributeCounts>& per_class() const { return per_class_; }
+  const std::map<std::string, AttributeCounts>& per_size() const { return per_size_; }
+  // How the classifier read the found garments of each asked-for class: {asked, read} -> count (the class
+  // column's errors, by what the model drew instead).
+  const std::map<std::pair<int64_t, int64_t>, int64_t>& class_readings() const { return class_readings_; }
 
  private:
   std::map<std::string, AttributeCounts> groups_;
   AttributeCounts overall_;
   std::map<std::string, AttributeCounts> per_colour_;
   std::map<int64_t, AttributeCounts> per_class_;
+  std::map<std::string, AttributeCounts> per_size_;
+  std::map<std::pair<int64_t, int64_t>, int64_t> class_readings_;
 };
 
 // Where the classifier shipped with the built-in model is: model/builtin/fmnist-classifier.safetensors beside

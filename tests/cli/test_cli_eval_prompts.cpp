@@ -98,6 +98,14 @@ TEST(CliEvalPrompts, PaintedCanvasesScoreRightAndWrongOnesWrong) {
   EXPECT_EQ(j["groups"]["overall"]["position"], 1.0);
   EXPECT_EQ(j["groups"]["overall"]["size"], 1.0);
   EXPECT_EQ(j["palette"].size(), test::test_colours().size());
+  // By size, and the classifier's reading of every found garment by the class asked for.
+  EXPECT_NE(r.output.find("by size (%)"), std::string::npos) << r.output;
+  int64_t sized = 0, read = 0;
+  for (const auto& [size, counts] : j["per_size"].items()) sized += counts["objects"].get<int64_t>();
+  for (const auto& [asked, row] : j["class_readings"].items())
+    for (const auto& [as, n] : row.items()) read += n.get<int64_t>();
+  EXPECT_EQ(sized, p);
+  EXPECT_EQ(read, p);  // every garment found (position 1.0 above)
 
   // lit generate's naming, two images a prompt (inferred from the folder): image i is for prompt i mod p. The
   // second round has every colour shifted by one in the palette: colour right on exactly half.

@@ -380,6 +380,33 @@ TEST(PromptAdherence, TalliesByGroupColourAndClass) {
   EXPECT_THROW(tally.add(two, {right}), Error);
 }
 
+TEST(PromptAdherence, TalliesBySizeAndTheClassifiersReadings) {
+  const auto& c = test_colours();
+  AdherenceTally tally;
+  const AdherencePrompt coat = prompt_of({test_object(4, c[0], "left", "small")}, "single");
+  const AdherencePrompt pair =
+      prompt_of({test_object(4, c[0], "left", "large"), test_object(7, c[1], "right", "small")}, "two");
+  ObjectMeasurement as_coat;
+  as_coat.found = as_coat.colour_ok = as_coat.position_ok = as_coat.size_ok = as_coat.class_ok = true;
+  as_coat.predicted_class = 4;
+  ObjectMeasurement as_pullover = as_coat;
+  as_pullover.class_ok = false;
+  as_pullover.predicted_class = 2;
+  ObjectMeasurement missing;  // not found: no reading
+  tally.add(coat, {as_pullover});
+  tally.add(coat, {as_coat});
+  tally.add(pair, {as_pullover, missing});
+  EXPECT_EQ(tally.per_size().at("small").objects, 3);
+  EXPECT_EQ(tally.per_size().at("small").cls, 1);
+  EXPECT_EQ(tally.per_size().at("large").objects, 1);
+  EXPECT_EQ(tally.per_size().at("large").cls, 0);
+  const auto& r = tally.class_readings();
+  EXPECT_EQ(r.size(), 2u);
+  EXPECT_EQ(r.at({4, 2}), 2);
+  EXPECT_EQ(r.at({4, 4}), 1);
+  EXPECT_EQ(r.count({7, -1}), 0u);
+}
+
 TEST(PromptAdherence, CanvasFeaturesGiveAFrechetDistance) {
   LoadedFmnistClassifier classifier = load_fmnist_classifier(kClassifier);
   const auto garments = test::test_garments(40);

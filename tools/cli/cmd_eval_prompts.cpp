@@ -474,6 +474,35 @@ void run_eval_prompts(EvalPromptsOptions& o) {
     per_class[name]["class_id"] = id;
   }
   j["per_class"] = per_class;
+  out << "\nby size (%)             objects   found   colour  position    size   class\n";
+  nlohmann::ordered_json per_size = nlohmann::ordered_json::object();
+  for (const auto& [name, counts] : tally.per_size()) {
+    out << counts_row(name, counts, false);
+    per_size[name] = counts_json(counts, false);
+  }
+  j["per_size"] = per_size;
+  // What the classifier read where the class was wrong: "4 Coat: Pullover 10, T-shirt/top 3".
+  out << "\nclass read as (found garments the classifier named otherwise)\n";
+  nlohmann::ordered_json readings = nlohmann::ordered_json::object();
+  for (const auto& [id, counts] : tally.per_class()) {
+    std::vector<std::pair<int64_t, int64_t>> wrong;  // count, read class
+    nlohmann::ordered_json row = nlohmann::ordered_json::object();
+    for (const auto& [pair, n] : tally.class_readings()) {
+      if (pair.first != id) continue;
+      row[fashion_mnist_class_names()[static_cast<size_t>(pair.second)]] = n;
+      if (pair.second != id) wrong.emplace_back(n, pair.second);
+    }
+    const std::string& name = fashion_mnist_class_names()[static_cast<size_t>(id)];
+    readings[name] = row;
+    if (wrong.empty()) continue;
+    std::stable_sort(wrong.begin(), wrong.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    out << "  " << id << " " << name << ":";
+    for (size_t i = 0; i < wrong.size(); ++i)
+      out << (i ? ", " : " ") << fashion_mnist_class_names()[static_cast<size_t>(wrong[i].second)] << " "
+          << wrong[i].first;
+    out << "\n";
+  }
+  j["class_readings"] = readings;
   if (fd) {
     out << "\nFD-FMNIST-canvas (" << kCanvasFdConvention << "): " << fixed4(fd->distance) << " (" << source->count()
         << " evaluated vs " << real_files.size() << " real canvases in " << o.real << ")\n";
