@@ -25,7 +25,8 @@
 # Environment: LIT (default build-cuda/tools/lit), DATA (Fashion-MNIST folder), COUNT (60000), STEPS (20000),
 # BATCH (256), LR (5e-4), CKPT_EVERY (1000), TIME_LIMIT (seconds per training stage, stopped with a checkpoint),
 # DEVICE (cuda), STUDENTS (a subset of the three), PER_PROMPT (4 images per evaluation prompt), CFG (guidance
-# scale of the evaluation, 4.5), TRAIN_FLAGS (more flags for every lit train and lit distill).
+# scale of the evaluation, 4.5), LR_SCHEDULE and MIN_LR (lit train --lr-schedule, --min-lr; constant by default),
+# TRAIN_FLAGS (more flags for every lit train and lit distill).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage=${1:?stage: data, tokenizer, tokens, teacher, features, students, eval or bundle}
@@ -37,6 +38,8 @@ MAX_LENGTH=48  # model/builtin/t2i/pixart-canvas.json's model_max_length
 STUDENTS=${STUDENTS:-lit-t2i-scratch lit-t2i-inherit lit-t2i-inherit-kd}
 common=(--device "$DEVICE" --bf16 --batch-size "${BATCH:-256}" --max-steps "${STEPS:-20000}" --lr "${LR:-5e-4}"
   --warmup 500 --grad-clip 1 --ema-decay 0.999 --checkpoint-every "${CKPT_EVERY:-1000}" --keep 0 --log-every 500 --seed 1)
+# LR_SCHEDULE (constant: DiT's and PixArt's recipe), or linear/cosine decay to MIN_LR at STEPS
+common+=(--lr-schedule "${LR_SCHEDULE:-constant}" --min-lr "${MIN_LR:-0}")
 # shellcheck disable=SC2206 # TRAIN_FLAGS: extra lit train/distill flags, split at spaces (e.g. --no-pin-memory)
 common+=(${TRAIN_FLAGS:-})
 mkdir -p "$runs"

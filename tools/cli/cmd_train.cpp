@@ -273,6 +273,11 @@ void add_common_options(CLI::App* cmd, TrainCommandOptions& opt) {
   cmd->add_option("--lr", t.lr, "AdamW learning rate")->capture_default_str();
   cmd->add_option("--weight-decay", t.weight_decay, "AdamW weight decay")->capture_default_str();
   cmd->add_option("--warmup", t.warmup_steps, "linear learning-rate warm-up steps")->capture_default_str();
+  cmd->add_option_function<std::string>(
+         "--lr-schedule", [&t](const std::string& n) { t.lr_schedule = train::parse_lr_schedule(n); },
+         "after the warm-up: constant (default), or decaying to --min-lr at --max-steps: linear or cosine")
+      ->check(CLI::IsMember({"constant", "linear", "cosine"}));
+  cmd->add_option("--min-lr", t.min_lr, "where a linear or cosine schedule ends")->capture_default_str();
   cmd->add_option("--grad-clip", t.grad_clip, "clip the gradient norm (0: off)")->capture_default_str();
   cmd->add_option("--ema-decay", t.ema_decay, "EMA decay per step")->capture_default_str();
   cmd->add_option("--label-dropout", t.label_dropout, "probability of the null label (guidance)")

@@ -255,11 +255,6 @@ void TextTrainer::update_ema(double decay) {
   at::_foreach_add_(dst, src, 1.0 - decay);
 }
 
-double TextTrainer::learning_rate(int64_t step) const {
-  if (options_.warmup_steps <= 0 || step >= options_.warmup_steps) return options_.lr;
-  return options_.lr * static_cast<double>(step + 1) / static_cast<double>(options_.warmup_steps);
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // One step
 // ---------------------------------------------------------------------------------------------------------
@@ -307,7 +302,8 @@ StepStats TextTrainer::step_on(const at::Tensor& x_start, const CaptionCondition
   // Non-blocking where the loader and StepRandom pinned the host memory (training on CUDA): the copies overlap.
   const at::Tensor x = x_start.to(device, at::kFloat, /*non_blocking=*/true), tt = t.to(device),
                    n = noise.to(device, at::kFloat, /*non_blocking=*/true);
-  const double lr = learning_rate(step_);
+  const double lr = scheduled_lr(options_.lr_schedule, options_.lr, options_.min_lr, options_.warmup_steps,
+                                 options_.max_steps, step_);
   for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
   optimizer_->zero_grad();
 
@@ -449,6 +445,8 @@ std::string TextTrainer::run_description() const {
                             {"lr", options_.lr},
                             {"weight_decay", options_.weight_decay},
                             {"warmup", options_.warmup_steps},
+                            {"lr_schedule", lr_schedule_name(options_.lr_schedule)},
+                            {"min_lr", options_.min_lr},
                             {"grad_clip", options_.grad_clip},
                             {"ema_decay", options_.ema_decay},
                             {"caption_dropout", options_.label_dropout},

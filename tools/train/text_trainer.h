@@ -121,7 +121,6 @@ class TextTrainer {
   void update_ema(double decay);
   void log_json(const StepStats& stats);
   int64_t local_batch() const { return options_.batch_size / options_.world_size; }
-  double learning_rate(int64_t step) const;
 
   PixArtMS student_, teacher_, ema_{nullptr};
   std::shared_ptr<CaptionedData> data_;

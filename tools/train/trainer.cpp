@@ -136,11 +136,6 @@ void Trainer::check_setup() const {
   }
 }
 
-double Trainer::learning_rate(int64_t step) const {
-  if (options_.warmup_steps <= 0 || step >= options_.warmup_steps) return options_.lr;
-  return options_.lr * static_cast<double>(step + 1) / static_cast<double>(options_.warmup_steps);
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // One step
 // ---------------------------------------------------------------------------------------------------------
@@ -180,7 +175,8 @@ StepStats Trainer::step_on(const at::Tensor& x_start, const at::Tensor& labels, 
   const at::Tensor y_student =
       drop.defined() ? at::where(drop.to(device), at::full_like(y, student_->config().num_classes), y) : y;
 
-  const double lr = learning_rate(step_);
+  const double lr = scheduled_lr(options_.lr_schedule, options_.lr, options_.min_lr, options_.warmup_steps,
+                                 options_.max_steps, step_);
   for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
   optimizer_->zero_grad();
   const StepLosses l = losses(x, tt, n, y_student, y);
@@ -308,6 +304,8 @@ std::string Trainer::run_description() const {
                       {"lr", options_.lr},
                       {"weight_decay", options_.weight_decay},
                       {"warmup", options_.warmup_steps},
+                      {"lr_schedule", lr_schedule_name(options_.lr_schedule)},
+                      {"min_lr", options_.min_lr},
                       {"grad_clip", options_.grad_clip},
                       {"ema_decay", options_.ema_decay},
                       {"label_dropout", options_.label_dropout},

@@ -51,8 +51,10 @@ struct TrainOptions {
   int64_t max_steps = 400000;
   double lr = 1e-4;
   double weight_decay = 0.0;
-  int64_t warmup_steps = 0;  // linear warm-up of the learning rate from 0
-  double grad_clip = 0.0;    // clip the global gradient norm to this; 0 = off
+  int64_t warmup_steps = 0;                       // linear warm-up of the learning rate from 0
+  LrSchedule lr_schedule = LrSchedule::Constant;  // after the warm-up (training_run.h)
+  double min_lr = 0.0;                            // where a decaying schedule ends, at max_steps
+  double grad_clip = 0.0;                         // clip the global gradient norm to this; 0 = off
   double ema_decay = 0.9999;
   double label_dropout = 0.1;  // probability of the null class in the student's input (needs a null row)
   DistillationWeights kd;      // used when there is a teacher; 0 turns a term off
@@ -146,7 +148,6 @@ class Trainer {
   void check_setup() const;
   void log_json(const StepStats& stats);
   int64_t local_batch() const { return options_.batch_size / options_.world_size; }
-  double learning_rate(int64_t step) const;
 
   DiT student_, teacher_;
   std::shared_ptr<TrainingData> data_;

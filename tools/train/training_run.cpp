@@ -1,5 +1,7 @@
 #include "tools/train/training_run.h"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -9,6 +11,33 @@
 namespace lit::train {
 
 namespace fs = std::filesystem;
+
+const char* lr_schedule_name(LrSchedule schedule) {
+  switch (schedule) {
+    case LrSchedule::Linear:
+      return "linear";
+    case LrSchedule::Cosine:
+      return "cosine";
+    default:
+      return "constant";
+  }
+}
+
+LrSchedule parse_lr_schedule(const std::string& name) {
+  if (name == "constant") return LrSchedule::Constant;
+  if (name == "linear") return LrSchedule::Linear;
+  if (name == "cosine") return LrSchedule::Cosine;
+  throw Error("--lr-schedule " + name + ": use constant, linear or cosine");
+}
+
+double scheduled_lr(LrSchedule schedule, double lr, double min_lr, int64_t warmup, int64_t max_steps, int64_t step) {
+  if (warmup > 0 && step < warmup) return lr * static_cast<double>(step + 1) / static_cast<double>(warmup);
+  if (schedule == LrSchedule::Constant) return lr;
+  const int64_t start = std::max<int64_t>(warmup, 0), span = std::max<int64_t>(max_steps - start, 1);
+  const double p = std::clamp(static_cast<double>(step - start) / static_cast<double>(span), 0.0, 1.0);
+  const double fraction = schedule == LrSchedule::Linear ? 1.0 - p : 0.5 * (1.0 + std::cos(M_PI * p));
+  return min_lr + (lr - min_lr) * fraction;
+}
 
 void StepLog::open(const std::string& run_dir) {
   path_ = (fs::path(run_dir) / "log.jsonl").string();

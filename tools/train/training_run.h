@@ -32,6 +32,14 @@ class StepLog {
   std::ofstream out_;
 };
 
+// The learning rate over a run: a linear warm-up from 0 over `warmup` steps, then constant (DiT's and PixArt's
+// recipe), or decaying to min_lr at max_steps, linearly or along a half cosine.
+enum class LrSchedule { Constant, Linear, Cosine };
+const char* lr_schedule_name(LrSchedule schedule);      // "constant", "linear", "cosine"
+LrSchedule parse_lr_schedule(const std::string& name);  // lit::Error naming --lr-schedule for anything else
+// The rate of step `step` (0-based: the step about to be taken).
+double scheduled_lr(LrSchedule schedule, double lr, double min_lr, int64_t warmup, int64_t max_steps, int64_t step);
+
 struct StepLoop {
   int64_t max_steps = 0;
   int64_t checkpoint_every = 0;   // 0: only at the end
