@@ -458,13 +458,17 @@ void run_eval_prompts(EvalPromptsOptions& o) {
   groups["overall"] = counts_json(tally.overall(), true);
   j["groups"] = groups;
 
-  out << "\nby colour (%)           objects   found   colour  position    size   class\n";
-  nlohmann::ordered_json per_colour = nlohmann::ordered_json::object();
-  for (const auto& [name, counts] : tally.per_colour()) {
-    out << counts_row(name, counts, false);
-    per_colour[name] = counts_json(counts, false);
-  }
-  j["per_colour"] = per_colour;
+  // A table of counts by a named attribute (the colour, the size), and its JSON object.
+  const auto breakdown = [&](const char* heading, const char* key, const std::map<std::string, AttributeCounts>& by) {
+    out << "\n" << heading << "objects   found   colour  position    size   class\n";
+    nlohmann::ordered_json table = nlohmann::ordered_json::object();
+    for (const auto& [name, counts] : by) {
+      out << counts_row(name, counts, false);
+      table[name] = counts_json(counts, false);
+    }
+    j[key] = table;
+  };
+  breakdown("by colour (%)           ", "per_colour", tally.per_colour());
   out << "\nby class (%)            objects   found   colour  position    size   class\n";
   nlohmann::ordered_json per_class = nlohmann::ordered_json::object();
   for (const auto& [id, counts] : tally.per_class()) {
@@ -474,13 +478,7 @@ void run_eval_prompts(EvalPromptsOptions& o) {
     per_class[name]["class_id"] = id;
   }
   j["per_class"] = per_class;
-  out << "\nby size (%)             objects   found   colour  position    size   class\n";
-  nlohmann::ordered_json per_size = nlohmann::ordered_json::object();
-  for (const auto& [name, counts] : tally.per_size()) {
-    out << counts_row(name, counts, false);
-    per_size[name] = counts_json(counts, false);
-  }
-  j["per_size"] = per_size;
+  breakdown("by size (%)             ", "per_size", tally.per_size());
   // What the classifier read where the class was wrong: "4 Coat: Pullover 10, T-shirt/top 3".
   out << "\nclass read as (found garments the classifier named otherwise)\n";
   nlohmann::ordered_json readings = nlohmann::ordered_json::object();
