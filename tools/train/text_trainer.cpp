@@ -434,29 +434,13 @@ void TextTrainer::set_process_group(std::shared_ptr<ProcessGroup> group) {
 }
 
 std::string TextTrainer::run_description() const {
-  const nlohmann::json j = {{"student", student_->config().summary()},
-                            {"text_encoder", text_ ? text_->model.config().summary() : std::string()},
-                            {"teacher", teacher_ ? teacher_->config().summary() : std::string()},
-                            {"data", data_->description()},
-                            {"data_size", data_->size()},
-                            {"batch", options_.batch_size},
-                            {"world_size", options_.world_size},
-                            {"max_steps", options_.max_steps},
-                            {"lr", options_.lr},
-                            {"weight_decay", options_.weight_decay},
-                            {"warmup", options_.warmup_steps},
-                            {"lr_schedule", lr_schedule_name(options_.lr_schedule)},
-                            {"min_lr", options_.min_lr},
-                            {"grad_clip", options_.grad_clip},
-                            {"ema_decay", options_.ema_decay},
-                            {"caption_dropout", options_.label_dropout},
-                            {"lambda_eps", options_.kd.lambda_eps},
-                            {"lambda_var", options_.kd.lambda_var},
-                            {"seed", options_.seed},
-                            {"bf16", options_.bf16},
-                            {"step", step_},
-                            {"position", position_}};
-  return j.dump();
+  return describe_run(options_,
+                      {{"student", student_->config().summary()},
+                       {"text_encoder", text_ ? text_->model.config().summary() : std::string()},
+                       {"teacher", teacher_ ? teacher_->config().summary() : std::string()},
+                       {"data", data_->description()},
+                       {"data_size", std::to_string(data_->size())}},
+                      step_, position_);
 }
 
 std::string TextTrainer::save_checkpoint() {

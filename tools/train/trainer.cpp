@@ -293,29 +293,37 @@ void Trainer::set_process_group(std::shared_ptr<ProcessGroup> group) {
   averager_ = std::make_unique<GradientAverager>(group_, trained_);
 }
 
-std::string Trainer::run_description() const {
-  nlohmann::json j = {{"student", student_->config().summary()},
-                      {"teacher", teacher_ ? teacher_->config().summary() : std::string()},
-                      {"data", data_->description()},
-                      {"data_size", data_->size()},
-                      {"batch", options_.batch_size},
-                      {"world_size", options_.world_size},
-                      {"max_steps", options_.max_steps},
-                      {"lr", options_.lr},
-                      {"weight_decay", options_.weight_decay},
-                      {"warmup", options_.warmup_steps},
-                      {"lr_schedule", lr_schedule_name(options_.lr_schedule)},
-                      {"min_lr", options_.min_lr},
-                      {"grad_clip", options_.grad_clip},
-                      {"ema_decay", options_.ema_decay},
-                      {"label_dropout", options_.label_dropout},
-                      {"lambda_eps", options_.kd.lambda_eps},
-                      {"lambda_var", options_.kd.lambda_var},
-                      {"seed", options_.seed},
-                      {"bf16", options_.bf16},
-                      {"step", step_},
-                      {"position", position_}};
+std::string describe_run(const TrainOptions& o, const std::vector<std::pair<std::string, std::string>>& parts,
+                         int64_t step, int64_t position) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [key, value] : parts) j[key] = value;
+  j.update({{"batch", o.batch_size},
+            {"world_size", o.world_size},
+            {"max_steps", o.max_steps},
+            {"lr", o.lr},
+            {"weight_decay", o.weight_decay},
+            {"warmup", o.warmup_steps},
+            {"lr_schedule", lr_schedule_name(o.lr_schedule)},
+            {"min_lr", o.min_lr},
+            {"grad_clip", o.grad_clip},
+            {"ema_decay", o.ema_decay},
+            {"label_dropout", o.label_dropout},
+            {"lambda_eps", o.kd.lambda_eps},
+            {"lambda_var", o.kd.lambda_var},
+            {"seed", o.seed},
+            {"bf16", o.bf16},
+            {"step", step},
+            {"position", position}});
   return j.dump();
+}
+
+std::string Trainer::run_description() const {
+  return describe_run(options_,
+                      {{"student", student_->config().summary()},
+                       {"teacher", teacher_ ? teacher_->config().summary() : std::string()},
+                       {"data", data_->description()},
+                       {"data_size", std::to_string(data_->size())}},
+                      step_, position_);
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/backbone/dit.h"
@@ -71,6 +72,11 @@ struct TrainOptions {
   int64_t sample_every = 0;      // steps between sample grids; 0 = none
   SampleGridOptions grid;
 };
+
+// What every rank of a data-parallel run must agree on, as JSON text: the named parts (models, data) and the
+// options, the step and the data position (compared across ranks when a run starts).
+std::string describe_run(const TrainOptions& options, const std::vector<std::pair<std::string, std::string>>& parts,
+                         int64_t step, int64_t position);
 
 // Per-sample loss terms of one batch, each (B,) float32.
 struct StepLosses {
