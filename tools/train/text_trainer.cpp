@@ -331,24 +331,8 @@ StepStats TextTrainer::step_on(const at::Tensor& x_start, const CaptionCondition
   update_ema(options_.ema_decay);
   ++step_;
 
-  at::Tensor means =
-      at::stack({l.total.mean(), l.mse.mean(), l.vb.mean(), l.kd_eps.mean(), l.kd_var.mean(), grad_norm.to(device)})
-          .detach()
-          .to(at::kFloat);
-  if (group_) {
-    group_->all_reduce_sum(means);
-    means.div_(options_.world_size);
-  }
-  means = means.to(at::kCPU, at::kDouble);
-  const double* m = means.data_ptr<double>();
-  StepStats s;
+  StepStats s = gather_step_stats(l, grad_norm, group_.get(), options_.world_size, device);
   s.step = step_;
-  s.total = m[0];
-  s.mse = m[1];
-  s.vb = m[2];
-  s.kd_eps = m[3];
-  s.kd_var = m[4];
-  s.grad_norm = m[5];  // equal on every rank (the gradients are averaged first)
   s.lr = lr;
   s.step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   s.images_per_second = static_cast<double>(x.size(0) * options_.world_size) / std::max(s.step_seconds, 1e-9);
@@ -390,18 +374,7 @@ StepStats TextTrainer::step() {
 }
 
 void TextTrainer::log_json(const StepStats& s) {
-  if (!log_.is_open()) return;
-  const nlohmann::json j = {{"step", s.step},
-                            {"loss", s.total},
-                            {"mse", s.mse},
-                            {"vb", s.vb},
-                            {"kd_eps", s.kd_eps},
-                            {"kd_var", s.kd_var},
-                            {"grad_norm", s.grad_norm},
-                            {"lr", s.lr},
-                            {"step_s", s.step_seconds},
-                            {"images_per_s", s.images_per_second}};
-  log_.write(j.dump());
+  log_.write(step_stats_json(s));
 }
 
 void TextTrainer::run(const std::function<void(const StepStats&)>& on_step, const std::function<bool()>& should_stop) {

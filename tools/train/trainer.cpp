@@ -194,29 +194,11 @@ StepStats Trainer::step_on(const at::Tensor& x_start, const at::Tensor& labels, 
   ema_.update(student_, options_.ema_decay);
   ++step_;
 
-  // The losses of the global batch: the ranks' means averaged (equal slices).
-  at::Tensor means =
-      at::stack({l.total.mean(), l.mse.mean(), l.vb.mean(), l.kd_eps.mean(), l.kd_var.mean(), grad_norm.to(device)})
-          .detach()
-          .to(at::kFloat);
-  if (group_) {
-    group_->all_reduce_sum(means);
-    means.div_(options_.world_size);
-  }
-  means = means.to(at::kCPU, at::kDouble);
-  const double* m = means.data_ptr<double>();
-  StepStats s;
+  StepStats s = gather_step_stats(l, grad_norm, group_.get(), options_.world_size, device);
   s.step = step_;
-  s.total = m[0];
-  s.mse = m[1];
-  s.vb = m[2];
-  s.kd_eps = m[3];
-  s.kd_var = m[4];
-  s.grad_norm = m[5];  // equal on every rank (the gradients are averaged first)
   s.lr = lr;
   s.step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   s.images_per_second = static_cast<double>(x.size(0) * options_.world_size) / std::max(s.step_seconds, 1e-9);
-  s.gpu_memory_bytes = peak_gpu_memory(device);
   return s;
 }
 
@@ -240,19 +222,7 @@ StepStats Trainer::step() {
 }
 
 void Trainer::log_json(const StepStats& s) {
-  if (!log_.is_open()) return;
-  nlohmann::json j = {{"step", s.step},
-                      {"loss", s.total},
-                      {"mse", s.mse},
-                      {"vb", s.vb},
-                      {"kd_eps", s.kd_eps},
-                      {"kd_var", s.kd_var},
-                      {"grad_norm", s.grad_norm},
-                      {"lr", s.lr},
-                      {"step_s", s.step_seconds},
-                      {"images_per_s", s.images_per_second},
-                      {"gpu_mem_bytes", s.gpu_memory_bytes}};
-  log_.write(j.dump());
+  log_.write(step_stats_json(s));
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -291,6 +261,45 @@ void Trainer::set_process_group(std::shared_ptr<ProcessGroup> group) {
   }
   ema_.copy_from(student_);
   averager_ = std::make_unique<GradientAverager>(group_, trained_);
+}
+
+StepStats gather_step_stats(const StepLosses& l, const at::Tensor& grad_norm, ProcessGroup* group, int world_size,
+                            at::Device device) {
+  // The losses of the global batch: the ranks' means averaged (equal slices).
+  at::Tensor means =
+      at::stack({l.total.mean(), l.mse.mean(), l.vb.mean(), l.kd_eps.mean(), l.kd_var.mean(), grad_norm.to(device)})
+          .detach()
+          .to(at::kFloat);
+  if (group) {
+    group->all_reduce_sum(means);
+    means.div_(world_size);
+  }
+  means = means.to(at::kCPU, at::kDouble);
+  const double* m = means.data_ptr<double>();
+  StepStats s;
+  s.total = m[0];
+  s.mse = m[1];
+  s.vb = m[2];
+  s.kd_eps = m[3];
+  s.kd_var = m[4];
+  s.grad_norm = m[5];  // equal on every rank (the gradients are averaged first)
+  s.gpu_memory_bytes = peak_gpu_memory(device);
+  return s;
+}
+
+std::string step_stats_json(const StepStats& s) {
+  const nlohmann::json j = {{"step", s.step},
+                            {"loss", s.total},
+                            {"mse", s.mse},
+                            {"vb", s.vb},
+                            {"kd_eps", s.kd_eps},
+                            {"kd_var", s.kd_var},
+                            {"grad_norm", s.grad_norm},
+                            {"lr", s.lr},
+                            {"step_s", s.step_seconds},
+                            {"images_per_s", s.images_per_second},
+                            {"gpu_mem_bytes", s.gpu_memory_bytes}};
+  return j.dump();
 }
 
 std::string describe_run(const TrainOptions& o, const std::vector<std::pair<std::string, std::string>>& parts,

@@ -73,11 +73,6 @@ struct TrainOptions {
   SampleGridOptions grid;
 };
 
-// What every rank of a data-parallel run must agree on, as JSON text: the named parts (models, data) and the
-// options, the step and the data position (compared across ranks when a run starts).
-std::string describe_run(const TrainOptions& options, const std::vector<std::pair<std::string, std::string>>& parts,
-                         int64_t step, int64_t position);
-
 // Per-sample loss terms of one batch, each (B,) float32.
 struct StepLosses {
   at::Tensor total, loss, mse, vb, kd_eps, kd_var;  // kd_* are zeros without a teacher
@@ -90,6 +85,19 @@ struct StepStats {
   double step_seconds = 0, images_per_second = 0;
   int64_t gpu_memory_bytes = 0;  // peak allocated on a CUDA device; 0 on the CPU
 };
+
+// The statistics of a step whose backward and update are done: the means of the losses and the gradient norm
+// over the global batch (the ranks' means averaged through `group` when there is one), read back in one copy,
+// and the device's peak memory. The caller fills in the step, the rate and the times.
+StepStats gather_step_stats(const StepLosses& losses, const at::Tensor& grad_norm, ProcessGroup* group, int world_size,
+                            at::Device device);
+// One line of log.jsonl.
+std::string step_stats_json(const StepStats& stats);
+
+// What every rank of a data-parallel run must agree on, as JSON text: the named parts (models, data) and the
+// options, the step and the data position (compared across ranks when a run starts).
+std::string describe_run(const TrainOptions& options, const std::vector<std::pair<std::string, std::string>>& parts,
+                         int64_t step, int64_t position);
 
 // Throws lit::Error unless the student has the teacher's width, depth, patch, input size, channels, classes
 // and variance output (only the attention may differ).
