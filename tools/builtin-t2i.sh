@@ -101,9 +101,17 @@ data)
   ;;
 tokenizer)
   # The captions have under a hundred distinct words: a word-level vocabulary, no hard limit.
-  [ -f "$runs/spiece.model" ] || spm_train --input="$runs/canvases/corpus.txt" --model_prefix="$runs/spiece" \
-    --vocab_size=128 --hard_vocab_limit=false --model_type=unigram --pad_id=0 --eos_id=1 --unk_id=2 --bos_id=-1 \
-    --character_coverage=1.0 --num_threads=2 --minloglevel=1
+  # Debian's spm_train; where it is missing (the GPU machine), the same trainer through Python's sentencepiece.
+  spm=(--input="$runs/canvases/corpus.txt" --model_prefix="$runs/spiece" --vocab_size=128 --hard_vocab_limit=false
+    --model_type=unigram --pad_id=0 --eos_id=1 --unk_id=2 --bos_id=-1 --character_coverage=1.0 --num_threads=2
+    --minloglevel=1)
+  if [ ! -f "$runs/spiece.model" ]; then
+    if command -v spm_train >/dev/null; then
+      spm_train "${spm[@]}"
+    else
+      python3 -c 'import sys, sentencepiece as s; s.SentencePieceTrainer.Train(" ".join(sys.argv[1:]))' "${spm[@]}"
+    fi
+  fi
   ;;
 tokens)
   [ -f "$runs/tokens/captions.json" ] || "$LIT" extract-latents --tokenizer "$runs/spiece.model" --data "$runs/canvases" \

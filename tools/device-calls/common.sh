@@ -25,13 +25,17 @@ build_lit() {  # lit from the snapshot in .devsnap/ into $B (CUDA, no tests, ben
   stamp build
 }
 t2i_data() {  # the captioned canvases and their tokens (CPU) into $root/runs/t2i, with the carried tokenizer
-  mkdir -p $root/runs/t2i && cp $root/.devcalls/spiece.model $root/runs/t2i/
-  (cd $root/.devsnap && tools/builtin-t2i.sh data $root/runs/t2i && tools/builtin-t2i.sh tokens $root/runs/t2i) \
-    >$root/runs/t2i/data.log 2>&1
+  # (.devcalls/spiece.model, the one the carried T5 was trained with) or, without one, a new one
+  mkdir -p $root/runs/t2i
+  [ -f $root/.devcalls/spiece.model ] && cp $root/.devcalls/spiece.model $root/runs/t2i/
+  (cd $root/.devsnap && tools/builtin-t2i.sh data $root/runs/t2i && tools/builtin-t2i.sh tokenizer $root/runs/t2i &&
+    tools/builtin-t2i.sh tokens $root/runs/t2i) >$root/runs/t2i/data.log 2>&1
 }
-teacher_and_eval() {  # the text teacher on (from INIT_TEACHER, or resumed) until EVAL_SECONDS before the deadline,
+teacher_and_eval() {  # the text teacher on (from .devcalls/init if there is one, from scratch, or resumed) until EVAL_SECONDS before the deadline,
   # then its prompt adherence at the last checkpoint; run in .devsnap
-  INIT_TEACHER=$root/.devcalls/init CKPT_EVERY=1000 TIME_LIMIT=$(($(left) - EVAL_SECONDS)) tools/builtin-t2i.sh \
+  local init=
+  [ -f $root/.devcalls/init/pixart-teacher.safetensors ] && init=$root/.devcalls/init
+  INIT_TEACHER=$init CKPT_EVERY=1000 TIME_LIMIT=$(($(left) - EVAL_SECONDS)) tools/builtin-t2i.sh \
     teacher $root/runs/t2i
   stamp t2i teacher
   rate $root/runs/t2i/pixart-teacher/log.jsonl
