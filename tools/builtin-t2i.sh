@@ -9,7 +9,8 @@
 #   tools/builtin-t2i.sh tokens    RUNS  lit extract-latents --tokenizer --no-flip -> RUNS/tokens (pixel crops + ids)
 #   tools/builtin-t2i.sh teacher   RUNS  lit train (PixArt + T5 jointly) -> RUNS/pixart-teacher; with
 #                                        INIT_TEACHER=DIR (a bundle's pixart-teacher.safetensors and t5/, e.g. an
-#                                        earlier run's), a new run starts from those weights (not from scratch)
+#                                        earlier run's, or model/builtin/t2i/teacher, the one kept in the
+#                                        repository), a new run starts from those weights (not from scratch)
 #                                        unless RUNS/pixart-teacher has checkpoints (then it resumes as usual)
 #   tools/builtin-t2i.sh features  RUNS  the teacher's EMA encoder's features of every caption -> RUNS/features;
 #                                        with TEACHER=DIR (a bundle, as INIT_TEACHER) the students, eval and bundle
